@@ -1,0 +1,248 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/devicelogin/kubectl-device-login/cache"
+)
+
+// GetToken answers one ExecCredential request: from the cache when the
+// token is fresh (no network, no lock), else after a refresh or a device
+// login done under the session's lock. The credential goes to o.Stdout;
+// every message to o.Stderr.
+func GetToken(ctx context.Context, o Options) error {
+	info, err := ParseExecInfo(o.ExecInfo)
+	if err != nil {
+		return err
+	}
+	c, err := o.resolve(info)
+	if err != nil {
+		return err
+	}
+	if e, ok := c.loadFresh(); ok {
+		return c.write(e)
+	}
+	return c.slowPath(ctx)
+}
+
+// issued is a token ready for kubectl.
+type issued struct {
+	token  string
+	expiry time.Time // expirationTimestamp; zero for none
+}
+
+// loadFresh is the cache-hit path: one file read, no lock, no network.
+func (c *config) loadFresh() (issued, bool) {
+	e := c.load()
+	if tok, exp, ok := c.fresh(e, c.Clock.Now()); ok {
+		c.verbosef("using the cached token (refresh due at %s)", exp.Local().Format(time.TimeOnly))
+		return issued{tok, exp}, true
+	}
+	return issued{}, false
+}
+
+// load reads the session, turning unusable files into a note and a miss.
+func (c *config) load() *cache.Entry {
+	e, err := c.store.Load(c.key)
+	var bad *cache.BadFileError
+	switch {
+	case err == nil:
+		return e
+	case errors.As(err, &bad):
+		c.notef("%v", err)
+	case !errors.Is(err, cache.ErrNotFound):
+		c.notef("cannot read the cached session: %v", err)
+	}
+	return nil
+}
+
+// slowPath refreshes or signs in while holding the session's lock, after
+// checking whether another process did it meanwhile.
+func (c *config) slowPath(ctx context.Context) error {
+	var err error
+	if c.http, err = c.newHTTPClient(); err != nil {
+		return err
+	}
+	unlock, err := c.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	e := c.load()
+	now := c.Clock.Now()
+	if tok, exp, ok := c.fresh(e, now); ok {
+		c.verbosef("another process renewed the session meanwhile")
+		return c.write(issued{tok, exp})
+	}
+	if e != nil && e.RefreshToken != "" {
+		ne, err := c.refresh(ctx, e)
+		var oe *oauthError
+		switch {
+		case err == nil:
+			return c.saveAndWrite(ne)
+		case errors.As(err, &oe):
+			c.notef("the session has ended at the provider (%s); signing in again", Sanitize(oe.Code, 60))
+			if err := c.store.Delete(c.key.ID()); err != nil {
+				c.notef("%v", err)
+			}
+		case ctx.Err() != nil:
+			return ctx.Err()
+		default:
+			tok, expiry := c.chosen(e)
+			if tok != "" && now.Before(expiry) {
+				c.notef("could not refresh the session (%v); using the current token, valid until %s", err, expiry.Local().Format(time.TimeOnly))
+				return c.write(issued{tok, credentialExpiry(expiry, now)})
+			}
+			return fmt.Errorf("could not refresh the session: %v; try again in a moment (your session is kept)", err)
+		}
+	}
+	if err := c.mayStartDeviceLogin(); err != nil {
+		return err
+	}
+	ne, err := c.deviceLogin(ctx)
+	if err != nil {
+		return err
+	}
+	c.announce(ne)
+	return c.saveAndWrite(ne)
+}
+
+// lock takes the session's lock, telling the person when it has to wait.
+func (c *config) lock(ctx context.Context) (func(), error) {
+	lctx, cancel := context.WithTimeout(ctx, c.LockTimeout)
+	defer cancel()
+	unlock, err := c.store.Lock(lctx, c.key.ID(), func() {
+		c.notef("another kubectl-device-login is signing in or refreshing this session; waiting for it to finish")
+	})
+	switch {
+	case err == nil:
+		return unlock, nil
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case errors.Is(err, context.DeadlineExceeded):
+		return nil, fmt.Errorf("gave up after waiting %s for another kubectl-device-login to finish signing in; finish or cancel that sign-in and try again", humanDuration(c.LockTimeout))
+	default:
+		return nil, fmt.Errorf("%v; fix the cache directory or choose another with --cache-dir", err)
+	}
+}
+
+// mayStartDeviceLogin applies --device-login.
+func (c *config) mayStartDeviceLogin() error {
+	switch {
+	case c.DeviceLogin == DeviceLoginNever:
+		return fmt.Errorf("no valid session for %s and --device-login=never; sign in with: %s", c.key.Issuer, c.loginCommand())
+	case c.DeviceLogin == DeviceLoginAuto && !c.humanPresent():
+		return fmt.Errorf("no valid session for %s, and no terminal to show a sign-in code on; sign in with: %s", c.key.Issuer, c.loginCommand())
+	}
+	return nil
+}
+
+// refresh spends the refresh token once. The caller holds the lock.
+func (c *config) refresh(ctx context.Context, e *cache.Entry) (*cache.Entry, error) {
+	ep := endpoints{Token: e.TokenEndpoint, Revocation: e.RevocationEndpoint}
+	if c.TokenEndpoint != "" {
+		ep.Token = c.TokenEndpoint
+	}
+	if ep.Token == "" {
+		return nil, &oauthError{Code: "no token endpoint in the cached session"}
+	}
+	c.verbosef("refreshing the session at %s", ep.Token)
+	issuedAt := c.Clock.Now()
+	ts := c.oauth2Config(ep).TokenSource(c.oauth2Context(ctx), &oauth2.Token{RefreshToken: e.RefreshToken})
+	tok, err := ts.Token()
+	if err != nil {
+		return nil, classify(ctx, err)
+	}
+	return c.newEntry(tok, issuedAt, ep, e), nil
+}
+
+// saveAndWrite persists the new session before printing the credential, so
+// that a rotated refresh token is never lost; a failed save is a warning,
+// since the person still gets the token they just obtained.
+func (c *config) saveAndWrite(e *cache.Entry) error {
+	if err := c.store.Save(e); err != nil {
+		c.notef("could not save the session (%v); the token works now, but you will have to sign in again next time", err)
+	}
+	now := c.Clock.Now()
+	tok, exp, ok := c.fresh(e, now)
+	if tok == "" {
+		return fmt.Errorf("the provider returned no %s; request the openid scope for id_token, or use --token=access_token", c.Token)
+	}
+	if !ok {
+		if exp.After(now) {
+			return c.write(issued{tok, credentialExpiry(exp, now)})
+		}
+		c.notef("the new %s already expired at %s by this machine's clock; check the clock", c.Token, exp.Local().Format(time.DateTime))
+		return c.write(issued{tok, time.Time{}})
+	}
+	return c.write(issued{tok, exp})
+}
+
+// announce says who signed in, from the ID token's claims.
+func (c *config) announce(e *cache.Entry) {
+	_, exp := c.chosen(e)
+	who := "you"
+	if cl, ok := ParseClaims(e.IDToken); ok {
+		switch {
+		case cl.Email != "":
+			who = cl.Email
+		case cl.Username != "":
+			who = cl.Username
+		case cl.Subject != "":
+			who = cl.Subject
+		}
+	}
+	c.notef("signed in as %s; the token is valid until %s", Sanitize(who, 100), exp.Local().Format(time.DateTime))
+}
+
+// write prints the credential: the ExecCredential document, or the bare
+// token with --output=token.
+func (c *config) write(t issued) error {
+	var err error
+	if c.Output == OutputToken {
+		_, err = io.WriteString(c.Stdout, t.token+"\n")
+	} else {
+		err = WriteCredential(c.Stdout, c.exec.APIVersion, t.token, t.expiry)
+	}
+	if err != nil {
+		return fmt.Errorf("cannot write the credential to stdout: %v", err)
+	}
+	return nil
+}
+
+// Login signs in now with a device login, whatever the cache holds, and
+// saves the session. It prints nothing on stdout.
+func Login(ctx context.Context, o Options) error {
+	info, err := ParseExecInfo("")
+	if err != nil {
+		return err
+	}
+	c, err := o.resolve(info)
+	if err != nil {
+		return err
+	}
+	if c.http, err = c.newHTTPClient(); err != nil {
+		return err
+	}
+	unlock, err := c.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	e, err := c.deviceLogin(ctx)
+	if err != nil {
+		return err
+	}
+	c.announce(e)
+	if err := c.store.Save(e); err != nil {
+		return fmt.Errorf("signed in, but could not save the session: %v", err)
+	}
+	return nil
+}

@@ -1,0 +1,271 @@
+// Package plugin is kubectl-device-login's library: it answers kubectl's
+// ExecCredential requests from a cache of sessions, refreshes them, and
+// signs people in with the OAuth 2.0 Device Authorization Grant (RFC 8628).
+package plugin
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/adrg/xdg"
+
+	"github.com/devicelogin/kubectl-device-login/cache"
+)
+
+// Token kinds handed to kubectl.
+const (
+	TokenAccess = "access_token"
+	TokenID     = "id_token"
+)
+
+// When get-token may start a device login (Options.DeviceLogin).
+const (
+	DeviceLoginAuto   = "auto"
+	DeviceLoginAlways = "always"
+	DeviceLoginNever  = "never"
+)
+
+// Output formats of get-token (Options.Output).
+const (
+	OutputJSON  = "json"
+	OutputToken = "token"
+)
+
+// DefaultScopes are requested when no scope is given.
+var DefaultScopes = []string{"openid", "offline_access"}
+
+// Defaults for Options fields left zero.
+const (
+	DefaultRefreshMargin = time.Minute
+	DefaultLockTimeout   = 15 * time.Minute
+)
+
+// Options configure one run of the plugin. Fields map one to one onto the
+// command-line flags; the zero value of each means its default.
+type Options struct {
+	// IssuerURL is the OpenID provider's issuer (https, or http on loopback).
+	IssuerURL string
+	// ClientID is the OAuth 2.0 client; ClientSecret is only for
+	// confidential clients (public clients are the default).
+	ClientID     string
+	ClientSecret string
+	// Scopes requested (default DefaultScopes).
+	Scopes []string
+	// ExtraParams are "name=value" pairs sent with the device authorization
+	// request, such as audience=... or resource=....
+	ExtraParams []string
+	// Token is TokenAccess (default) or TokenID.
+	Token string
+	// DeviceAuthorizationEndpoint and TokenEndpoint override discovery.
+	DeviceAuthorizationEndpoint string
+	TokenEndpoint               string
+	// CertificateAuthorities are PEM files trusted for the provider, in
+	// addition to the system's roots.
+	CertificateAuthorities []string
+	// InsecureSkipTLSVerify disables certificate checks (tests only).
+	InsecureSkipTLSVerify bool
+	// CacheDir holds sessions (default $XDG_CACHE_HOME/kubectl-device-login).
+	CacheDir string
+	// RefreshMargin is how long before expiry a token is refreshed; it is
+	// capped at half the token's lifetime (default DefaultRefreshMargin).
+	RefreshMargin time.Duration
+	// DeviceLogin is DeviceLoginAuto (default), DeviceLoginAlways or
+	// DeviceLoginNever.
+	DeviceLogin string
+	// Output is OutputJSON (default) or OutputToken.
+	Output string
+	// LockTimeout bounds the wait for another process's sign-in or refresh
+	// (default DefaultLockTimeout).
+	LockTimeout time.Duration
+	// Verbose makes the plugin describe its steps on Stderr.
+	Verbose bool
+
+	// ExecInfo is the value of KUBERNETES_EXEC_INFO.
+	ExecInfo string
+	// Stdout receives the credential; Stderr every human message.
+	Stdout, Stderr io.Writer
+	// StderrIsTerminal tells whether a person can see Stderr.
+	StderrIsTerminal bool
+	// Clock defaults to RealClock.
+	Clock Clock
+	// HTTPClient, when set, is used instead of one built from the TLS
+	// options (tests).
+	HTTPClient *http.Client
+}
+
+// config is Options resolved and checked.
+type config struct {
+	Options
+	key   cache.Key
+	store cache.Store
+	http  *http.Client
+	exec  ExecInfo
+}
+
+// resolve checks the options and fills in defaults.
+func (o *Options) resolve(info ExecInfo) (*config, error) {
+	c := &config{Options: *o, exec: info}
+	if c.Clock == nil {
+		c.Clock = RealClock{}
+	}
+	if c.Stderr == nil {
+		c.Stderr = io.Discard
+	}
+	if c.IssuerURL == "" {
+		return nil, fmt.Errorf("--issuer-url is required: set it to your OpenID provider's issuer, e.g. --issuer-url=https://auth.example.com")
+	}
+	if err := checkURL("--issuer-url", c.IssuerURL); err != nil {
+		return nil, err
+	}
+	if c.ClientID == "" {
+		return nil, fmt.Errorf("--client-id is required: set it to the OAuth client registered for kubectl at %s", c.IssuerURL)
+	}
+	for _, e := range []struct{ flag, v string }{
+		{"--device-authorization-endpoint", c.DeviceAuthorizationEndpoint},
+		{"--token-endpoint", c.TokenEndpoint},
+	} {
+		if e.v != "" {
+			if err := checkURL(e.flag, e.v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if len(c.Scopes) == 0 {
+		c.Scopes = DefaultScopes
+	}
+	for _, s := range c.Scopes {
+		if s == "" || strings.ContainsAny(s, " \t\r\n\"\\") {
+			return nil, fmt.Errorf("--scope %q is not a valid scope: give one scope per flag, without spaces", Sanitize(s, 60))
+		}
+	}
+	for _, p := range c.ExtraParams {
+		name, _, ok := strings.Cut(p, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--extra-param %q must look like name=value", Sanitize(p, 60))
+		}
+		switch name {
+		case "client_id", "client_secret", "scope", "grant_type", "device_code":
+			return nil, fmt.Errorf("--extra-param cannot set %s; use the dedicated flag", name)
+		}
+	}
+	switch c.Token {
+	case "":
+		c.Token = TokenAccess
+	case TokenAccess, TokenID:
+	default:
+		return nil, fmt.Errorf("--token must be access_token or id_token, not %q", Sanitize(c.Token, 40))
+	}
+	switch c.DeviceLogin {
+	case "":
+		c.DeviceLogin = DeviceLoginAuto
+	case DeviceLoginAuto, DeviceLoginAlways, DeviceLoginNever:
+	default:
+		return nil, fmt.Errorf("--device-login must be auto, always or never, not %q", Sanitize(c.DeviceLogin, 40))
+	}
+	switch c.Output {
+	case "":
+		c.Output = OutputJSON
+	case OutputJSON, OutputToken:
+	default:
+		return nil, fmt.Errorf("--output must be json or token, not %q", Sanitize(c.Output, 40))
+	}
+	if c.RefreshMargin == 0 {
+		c.RefreshMargin = DefaultRefreshMargin
+	}
+	if c.RefreshMargin < 0 {
+		return nil, fmt.Errorf("--refresh-margin cannot be negative")
+	}
+	if c.LockTimeout <= 0 {
+		c.LockTimeout = DefaultLockTimeout
+	}
+	if c.CacheDir == "" {
+		c.CacheDir = DefaultCacheDir()
+	}
+	c.key = cache.Key{
+		Issuer:      c.IssuerURL,
+		ClientID:    c.ClientID,
+		Scopes:      c.Scopes,
+		ExtraParams: c.ExtraParams,
+		Token:       c.Token,
+	}.Normalize()
+	c.store = cache.Store{Dir: c.CacheDir}
+	return c, nil
+}
+
+// DefaultCacheDir is $XDG_CACHE_HOME/kubectl-device-login, or the
+// platform's equivalent (~/Library/Caches on macOS, %LOCALAPPDATA% on
+// Windows).
+func DefaultCacheDir() string {
+	return filepath.Join(xdg.CacheHome, "kubectl-device-login")
+}
+
+// checkURL accepts https URLs, and http only on loopback addresses.
+func checkURL(flag, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("%s %q is not an http(s) URL; give the full URL, e.g. https://auth.example.com", flag, Sanitize(raw, 200))
+	}
+	if u.User != nil {
+		return fmt.Errorf("%s must not carry a user name or password", flag)
+	}
+	if u.Fragment != "" || u.RawQuery != "" && flag == "--issuer-url" {
+		return fmt.Errorf("%s %q must not have a query or fragment", flag, Sanitize(raw, 200))
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return fmt.Errorf("%s %q uses plain http; tokens may only travel over https (http is allowed on loopback addresses only)", flag, Sanitize(raw, 200))
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// humanPresent tells whether a device login can be shown to someone.
+func (c *config) humanPresent() bool {
+	return c.exec.Interactive || c.StderrIsTerminal
+}
+
+// loginCommand is the command a person can run in a terminal to sign in
+// with these options. It never includes the client secret.
+func (c *config) loginCommand() string {
+	args := []string{"kubectl", "device-login", "login", "--issuer-url=" + c.IssuerURL, "--client-id=" + c.ClientID}
+	if !slices.Equal(c.Scopes, DefaultScopes) {
+		for _, s := range c.Scopes {
+			args = append(args, "--scope="+s)
+		}
+	}
+	for _, p := range c.ExtraParams {
+		args = append(args, "--extra-param="+p)
+	}
+	if c.Token != TokenAccess {
+		args = append(args, "--token="+c.Token)
+	}
+	if c.Options.CacheDir != "" && c.Options.CacheDir != DefaultCacheDir() {
+		args = append(args, "--cache-dir="+c.Options.CacheDir)
+	}
+	for i, a := range args {
+		args[i] = shellQuote(a)
+	}
+	return strings.Join(args, " ")
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_=./:@,+%", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

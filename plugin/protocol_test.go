@@ -1,0 +1,628 @@
+package plugin
+
+// These tests use a small scripted httptest provider, on purpose: they
+// cover protocol corners that the real providers used elsewhere (npm
+// oidc-provider, zitadel's op) cannot be made to show — slow_down, 5xx and
+// dropped connections while polling, garbage and oversize bodies,
+// redirects, lying discovery documents. Everything a real provider can do
+// is tested against a real one in e2e_test.go.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/devicelogin/kubectl-device-login/cache"
+)
+
+// fakeClock never sleeps: Sleep advances the time and records the wait.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	sleeps []time.Duration
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Now()} }
+
+func (f *fakeClock) Now() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.now
+}
+
+func (f *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sleeps = append(f.sleeps, d)
+	f.now = f.now.Add(d)
+	return nil
+}
+
+func (f *fakeClock) Advance(d time.Duration) {
+	f.mu.Lock()
+	f.now = f.now.Add(d)
+	f.mu.Unlock()
+}
+
+func (f *fakeClock) Sleeps() []time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Duration(nil), f.sleeps...)
+}
+
+// script is a scripted provider. Token answers are consumed in order; the
+// last one repeats.
+type script struct {
+	t      *testing.T
+	srv    *httptest.Server
+	mu     sync.Mutex
+	device func(w http.ResponseWriter, r *http.Request)
+	token  []func(w http.ResponseWriter, r *http.Request)
+	issuer string // overrides the discovery issuer when set
+	forms  []url.Values
+	counts map[string]int
+}
+
+func newScript(t *testing.T) *script {
+	s := &script{t: t, counts: map[string]int{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		s.count("discovery")
+		iss := s.srv.URL
+		if s.issuer != "" {
+			iss = s.issuer
+		}
+		writeJSON(w, 200, map[string]any{
+			"issuer":                        iss,
+			"device_authorization_endpoint": s.srv.URL + "/device",
+			"token_endpoint":                s.srv.URL + "/token",
+		})
+	})
+	mux.HandleFunc("/device", func(w http.ResponseWriter, r *http.Request) {
+		s.count("device")
+		r.ParseForm()
+		s.mu.Lock()
+		s.forms = append(s.forms, r.PostForm)
+		h := s.device
+		s.mu.Unlock()
+		if h != nil {
+			h(w, r)
+			return
+		}
+		writeJSON(w, 200, map[string]any{
+			"device_code": "dc-secret", "user_code": "WDJB-MJHT",
+			"verification_uri":          s.srv.URL + "/verify",
+			"verification_uri_complete": s.srv.URL + "/verify?user_code=WDJB-MJHT",
+			"expires_in":                60, "interval": 1,
+		})
+	})
+	mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		s.count("token:" + r.PostForm.Get("grant_type"))
+		s.mu.Lock()
+		s.forms = append(s.forms, r.PostForm)
+		var h func(w http.ResponseWriter, r *http.Request)
+		if len(s.token) > 0 {
+			h = s.token[0]
+			if len(s.token) > 1 {
+				s.token = s.token[1:]
+			}
+		}
+		s.mu.Unlock()
+		if h == nil {
+			t.Errorf("unexpected token request")
+			w.WriteHeader(500)
+			return
+		}
+		h(w, r)
+	})
+	mux.HandleFunc("/elsewhere", func(w http.ResponseWriter, r *http.Request) {
+		s.count("elsewhere")
+		writeJSON(w, 200, map[string]any{"access_token": "stolen", "expires_in": 3600})
+	})
+	s.srv = httptest.NewServer(mux)
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *script) count(k string) {
+	s.mu.Lock()
+	s.counts[k]++
+	s.mu.Unlock()
+}
+
+func (s *script) Count(k string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts[k]
+}
+
+func (s *script) Token(hs ...func(w http.ResponseWriter, r *http.Request)) {
+	s.mu.Lock()
+	s.token = hs
+	s.mu.Unlock()
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func oauthErr(code string) func(w http.ResponseWriter, r *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 400, map[string]any{"error": code, "error_description": "desc of " + code})
+	}
+}
+
+func status(code int) func(w http.ResponseWriter, r *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(code) }
+}
+
+func hangUp(w http.ResponseWriter, r *http.Request) {
+	conn, _, err := w.(http.Hijacker).Hijack()
+	if err == nil {
+		conn.Close()
+	}
+}
+
+func success(access, refresh string, expiresIn int) func(w http.ResponseWriter, r *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		m := map[string]any{"access_token": access, "token_type": "Bearer", "expires_in": expiresIn}
+		if refresh != "" {
+			m["refresh_token"] = refresh
+		}
+		writeJSON(w, 200, m)
+	}
+}
+
+type run struct {
+	stdout, stderr bytes.Buffer
+	err            error
+}
+
+// options for an in-process run against the script, with a terminal.
+func (s *script) options(t *testing.T, clock Clock) Options {
+	return Options{
+		IssuerURL:        s.srv.URL,
+		ClientID:         "kubectl",
+		CacheDir:         filepath.Join(t.TempDir(), "cache"),
+		DeviceLogin:      DeviceLoginAlways,
+		Clock:            clock,
+		StderrIsTerminal: true,
+	}
+}
+
+func getToken(t *testing.T, o Options) *run {
+	t.Helper()
+	r := &run{}
+	o.Stdout, o.Stderr = &r.stdout, &r.stderr
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r.err = GetToken(ctx, o)
+	return r
+}
+
+// credential decodes the ExecCredential on stdout.
+func (r *run) credential(t *testing.T) (token string, exp time.Time) {
+	t.Helper()
+	var v struct {
+		Kind, APIVersion string
+		Status           struct {
+			Token               string
+			ExpirationTimestamp string
+		}
+	}
+	if err := json.Unmarshal(r.stdout.Bytes(), &v); err != nil {
+		t.Fatalf("stdout is not one JSON document: %v\nstdout: %q\nstderr: %s", err, r.stdout.String(), r.stderr.String())
+	}
+	if v.Kind != "ExecCredential" {
+		t.Fatalf("kind %q", v.Kind)
+	}
+	if v.Status.ExpirationTimestamp != "" {
+		var err error
+		if exp, err = time.Parse(time.RFC3339, v.Status.ExpirationTimestamp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return v.Status.Token, exp
+}
+
+// noSecrets fails if any secret appears on stderr or in the error.
+func (r *run) noSecrets(t *testing.T, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		if strings.Contains(r.stderr.String(), s) || r.err != nil && strings.Contains(r.err.Error(), s) {
+			t.Errorf("secret %q leaked: stderr %q, err %v", s, r.stderr.String(), r.err)
+		}
+	}
+}
+
+func TestPollSlowDownAddsFiveSecondsForEveryLaterPoll(t *testing.T) {
+	s := newScript(t)
+	s.Token(oauthErr("authorization_pending"), oauthErr("slow_down"), oauthErr("authorization_pending"), oauthErr("slow_down"), success("at-1", "rt-1", 3600))
+	clock := newFakeClock()
+	r := getToken(t, s.options(t, clock))
+	if r.err != nil {
+		t.Fatalf("GetToken: %v\n%s", r.err, r.stderr.String())
+	}
+	want := []time.Duration{1 * time.Second, 1 * time.Second, 6 * time.Second, 6 * time.Second, 11 * time.Second}
+	if got := clock.Sleeps(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("waits between polls = %v, want %v", got, want)
+	}
+	if tok, _ := r.credential(t); tok != "at-1" {
+		t.Errorf("token %q", tok)
+	}
+	if n := s.Count("token:" + deviceCodeGrant); n != 5 {
+		t.Errorf("%d polls, want 5 (one request per poll)", n)
+	}
+	r.noSecrets(t, "at-1", "rt-1", "dc-secret")
+}
+
+func TestPollSurvivesServerErrorsAndDroppedConnections(t *testing.T) {
+	s := newScript(t)
+	s.Token(status(503), hangUp, status(500), func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(502)
+		w.Write([]byte("<html>bad gateway</html>"))
+	}, oauthErr("authorization_pending"), success("at-2", "rt-2", 3600))
+	clock := newFakeClock()
+	r := getToken(t, s.options(t, clock))
+	if r.err != nil {
+		t.Fatalf("GetToken: %v\n%s", r.err, r.stderr.String())
+	}
+	// interval 1 s, then back-off doubling per failure, then the interval
+	// again once the provider answers.
+	want := []time.Duration{1 * time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 1 * time.Second}
+	if got := clock.Sleeps(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("waits = %v, want %v", got, want)
+	}
+	if !strings.Contains(r.stderr.String(), "HTTP 503; retrying") {
+		t.Errorf("stderr does not mention the failure: %s", r.stderr.String())
+	}
+	if strings.Contains(r.stderr.String(), "<html>") {
+		t.Errorf("stderr quotes a response body: %s", r.stderr.String())
+	}
+}
+
+func TestPollGarbageUntilTheCodeExpires(t *testing.T) {
+	s := newScript(t)
+	s.Token(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte("{\"access_token\": \x1b]0;owned\x07"))
+	})
+	clock := newFakeClock()
+	start := clock.Now()
+	r := getToken(t, s.options(t, clock))
+	if r.err == nil || !strings.Contains(r.err.Error(), "code expired while the provider kept failing") || !strings.Contains(r.err.Error(), "not valid JSON") {
+		t.Fatalf("err = %v", r.err)
+	}
+	if spent := clock.Now().Sub(start); spent > 61*time.Second {
+		t.Errorf("polled for %s, beyond the code's 60 s", spent)
+	}
+	if strings.ContainsRune(r.stderr.String(), 0x1b) || strings.ContainsRune(r.err.Error(), 0x1b) {
+		t.Errorf("escape sequence reached the terminal")
+	}
+}
+
+func TestPollOversizeBodyIsNotAToken(t *testing.T) {
+	s := newScript(t)
+	big := `{"access_token":"` + strings.Repeat("A", 2<<20) + `","expires_in":3600}`
+	s.Token(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(big))
+	}, success("at-3", "", 3600))
+	r := getToken(t, s.options(t, newFakeClock()))
+	if r.err != nil {
+		t.Fatalf("GetToken: %v", r.err)
+	}
+	if tok, _ := r.credential(t); tok != "at-3" {
+		t.Errorf("token %.20q…, want the small one", tok)
+	}
+}
+
+func TestPollHydraNeverSaysExpiredSoTheDeadlineIsLocal(t *testing.T) {
+	s := newScript(t)
+	s.Token(oauthErr("authorization_pending"))
+	clock := newFakeClock()
+	start := clock.Now()
+	r := getToken(t, s.options(t, clock))
+	if r.err == nil || !strings.Contains(r.err.Error(), "code expired before the sign-in was approved") {
+		t.Fatalf("err = %v", r.err)
+	}
+	if spent := clock.Now().Sub(start); spent < 59*time.Second || spent > 61*time.Second {
+		t.Errorf("gave up after %s, want the code's 60 s", spent)
+	}
+	if n := s.Count("token:" + deviceCodeGrant); n < 55 || n > 60 {
+		t.Errorf("%d polls in 60 s at a 1 s interval", n)
+	}
+}
+
+func TestPollFinalAnswers(t *testing.T) {
+	for code, want := range map[string]string{
+		"access_denied":  "denied",
+		"expired_token":  "code expired",
+		"invalid_client": "invalid_client (desc of invalid_client)",
+	} {
+		t.Run(code, func(t *testing.T) {
+			s := newScript(t)
+			s.Token(oauthErr("authorization_pending"), oauthErr(code))
+			r := getToken(t, s.options(t, newFakeClock()))
+			if r.err == nil || !strings.Contains(r.err.Error(), want) {
+				t.Fatalf("err = %v, want it to mention %q", r.err, want)
+			}
+			if n := s.Count("token:" + deviceCodeGrant); n != 2 {
+				t.Errorf("%d polls after a final answer", n)
+			}
+		})
+	}
+}
+
+func TestTokenEndpointRedirectIsNotFollowed(t *testing.T) {
+	s := newScript(t)
+	s.Token(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/elsewhere", http.StatusTemporaryRedirect)
+	})
+	r := getToken(t, s.options(t, newFakeClock()))
+	if r.err == nil || !strings.Contains(r.err.Error(), "redirect") {
+		t.Fatalf("err = %v", r.err)
+	}
+	if n := s.Count("elsewhere"); n != 0 {
+		t.Errorf("the device code was re-posted to the redirect target %d times", n)
+	}
+	r.noSecrets(t, "dc-secret", "stolen")
+}
+
+func TestDiscoveryMustNameTheSameIssuer(t *testing.T) {
+	s := newScript(t)
+	s.issuer = "https://evil.example"
+	r := getToken(t, s.options(t, newFakeClock()))
+	if r.err == nil || !strings.Contains(r.err.Error(), `calls itself "https://evil.example"`) {
+		t.Fatalf("err = %v", r.err)
+	}
+	if s.Count("device") != 0 {
+		t.Errorf("a device login started despite the mismatch")
+	}
+}
+
+func TestTrailingSlashOnTheIssuerIsTheSameIssuer(t *testing.T) {
+	s := newScript(t)
+	s.issuer = s.srv.URL + "/"
+	s.Token(success("at-4", "", 3600))
+	o := s.options(t, newFakeClock())
+	o.IssuerURL = s.srv.URL + "/"
+	if r := getToken(t, o); r.err != nil {
+		t.Fatalf("err = %v", r.err)
+	}
+}
+
+func TestDeviceAuthorizationAnswersThatAreNotUsable(t *testing.T) {
+	for name, tc := range map[string]struct {
+		body map[string]any
+		want string
+	}{
+		"missing user code": {map[string]any{"device_code": "d", "verification_uri": "https://x/v", "expires_in": 60}, "lacks"},
+		"script URI":        {map[string]any{"device_code": "d", "user_code": "C", "verification_uri": "javascript:alert(1)", "expires_in": 60}, "not an http(s) URL"},
+		"already expired":   {map[string]any{"device_code": "d", "user_code": "C", "verification_uri": "https://x/v", "expires_in": -5}, "expired as it was issued"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := newScript(t)
+			s.device = func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, tc.body) }
+			r := getToken(t, s.options(t, newFakeClock()))
+			if r.err == nil || !strings.Contains(r.err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", r.err, tc.want)
+			}
+		})
+	}
+}
+
+func TestServerStringsAreSanitizedOnTheTerminal(t *testing.T) {
+	s := newScript(t)
+	s.device = func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]any{
+			"device_code": "d", "user_code": "AB\x1b[2JCD\r\u202eEF\a",
+			"verification_uri":          "https://x.example/v\u202e/live",
+			"verification_uri_complete": "https://x.example/v?c=1" + strings.Repeat("x", 5000),
+			"expires_in":                60, "interval": 1,
+		})
+	}
+	s.Token(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 400, map[string]any{"error": "invalid_scope", "error_description": "no\x1b[31m red\r\n" + strings.Repeat("y", 5000)})
+	})
+	r := getToken(t, s.options(t, newFakeClock()))
+	out := r.stderr.String() + r.err.Error()
+	for _, bad := range []string{"\x1b", "\r", "\a", "\u202e"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("stderr or error holds %q:\n%q", bad, out)
+		}
+	}
+	if !strings.Contains(r.stderr.String(), "AB[2JCDEF") || !strings.Contains(r.stderr.String(), "https://x.example/v/live") {
+		t.Errorf("user code not shown cleaned: %q", r.stderr.String())
+	}
+	if strings.Contains(r.stderr.String(), "xxxxx") {
+		t.Errorf("an implausibly long complete URI was shown")
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if len(line) > 600 {
+			t.Errorf("a %d-byte line reached the terminal", len(line))
+		}
+	}
+}
+
+func TestConfidentialClientSendsItsSecretButNeverShowsIt(t *testing.T) {
+	s := newScript(t)
+	s.Token(oauthErr("authorization_pending"), success("at-5", "rt-5", 3600))
+	o := s.options(t, newFakeClock())
+	o.ClientSecret = "s3cret-value"
+	o.ExtraParams = []string{"audience=kubernetes"}
+	o.Verbose = true
+	r := getToken(t, o)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	s.mu.Lock()
+	forms := s.forms
+	s.mu.Unlock()
+	if got := forms[0]; got.Get("client_secret") != "s3cret-value" || got.Get("audience") != "kubernetes" || got.Get("scope") != "openid offline_access" {
+		t.Errorf("device authorization form = %v", got)
+	}
+	for _, f := range forms[1:] {
+		if f.Get("client_secret") != "s3cret-value" || f.Get("client_id") != "kubectl" {
+			t.Errorf("token request lacks client credentials in the body: %v", f)
+		}
+	}
+	r.noSecrets(t, "s3cret-value", "at-5", "rt-5", "dc-secret")
+}
+
+// seed writes a session for the script's issuer into the cache.
+func seed(t *testing.T, o Options, e cache.Entry) {
+	t.Helper()
+	c, err := o.resolve(ExecInfo{APIVersion: APIVersionV1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Key = c.key
+	if err := c.store.Save(&e); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRefreshIsOneRequestAndPersistsTheRotatedToken(t *testing.T) {
+	s := newScript(t)
+	s.Token(func(w http.ResponseWriter, r *http.Request) {
+		if r.PostForm.Get("refresh_token") != "rt-old" || r.PostForm.Get("grant_type") != "refresh_token" {
+			t.Errorf("refresh form %v", r.PostForm)
+		}
+		success("at-new", "rt-new", 600)(w, r)
+	})
+	clock := newFakeClock()
+	o := s.options(t, clock)
+	o.DeviceLogin = DeviceLoginNever
+	seed(t, o, cache.Entry{TokenEndpoint: s.srv.URL + "/token", AccessToken: "at-old", RefreshToken: "rt-old",
+		IssuedAt: clock.Now().Add(-time.Hour), Expiry: clock.Now().Add(-time.Minute)})
+	r := getToken(t, o)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	tok, exp := r.credential(t)
+	if tok != "at-new" {
+		t.Errorf("token %q", tok)
+	}
+	if want := clock.Now().Add(9 * time.Minute).Truncate(time.Second); !exp.Equal(want) {
+		t.Errorf("expirationTimestamp %s, want expiry minus the 1 min margin, %s", exp, want)
+	}
+	if s.Count("discovery") != 0 || s.Count("token:refresh_token") != 1 {
+		t.Errorf("requests: %v", s.counts)
+	}
+	c, _ := o.resolve(ExecInfo{APIVersion: APIVersionV1})
+	e, err := c.store.Load(c.key)
+	if err != nil || e.RefreshToken != "rt-new" || e.AccessToken != "at-new" {
+		t.Errorf("cache after refresh: %+v, %v", e, err)
+	}
+	r.noSecrets(t, "at-new", "rt-new", "rt-old", "at-old")
+}
+
+func TestRefreshFailureServesTheStillValidToken(t *testing.T) {
+	s := newScript(t)
+	s.Token(status(503))
+	clock := newFakeClock()
+	o := s.options(t, clock)
+	o.DeviceLogin = DeviceLoginNever
+	seed(t, o, cache.Entry{TokenEndpoint: s.srv.URL + "/token", AccessToken: "at-old", RefreshToken: "rt-old",
+		IssuedAt: clock.Now().Add(-time.Hour), Expiry: clock.Now().Add(30 * time.Second)})
+	r := getToken(t, o)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if tok, exp := r.credential(t); tok != "at-old" || !exp.After(clock.Now()) {
+		t.Errorf("token %q, expiry %s", tok, exp)
+	}
+	if !strings.Contains(r.stderr.String(), "could not refresh the session (the provider answered HTTP 503)") {
+		t.Errorf("stderr: %s", r.stderr.String())
+	}
+}
+
+func TestRefreshFailureWithNothingValidLeavesTheCacheAlone(t *testing.T) {
+	s := newScript(t)
+	s.Token(status(502))
+	clock := newFakeClock()
+	o := s.options(t, clock)
+	seed(t, o, cache.Entry{TokenEndpoint: s.srv.URL + "/token", AccessToken: "at-old", RefreshToken: "rt-old",
+		IssuedAt: clock.Now().Add(-time.Hour), Expiry: clock.Now().Add(-time.Second)})
+	c, _ := o.resolve(ExecInfo{APIVersion: APIVersionV1})
+	before, _ := os.ReadFile(c.store.Path(c.key.ID()))
+	r := getToken(t, o)
+	if r.err == nil || !strings.Contains(r.err.Error(), "could not refresh the session: the provider answered HTTP 502; try again") {
+		t.Fatalf("err = %v", r.err)
+	}
+	after, _ := os.ReadFile(c.store.Path(c.key.ID()))
+	if !bytes.Equal(before, after) {
+		t.Errorf("the cache file changed")
+	}
+	if s.Count("device") != 0 {
+		t.Errorf("a device login started while the provider is failing")
+	}
+}
+
+func TestInvalidGrantMeansSignInAgain(t *testing.T) {
+	s := newScript(t)
+	s.Token(oauthErr("invalid_grant"), success("at-fresh", "rt-fresh", 3600))
+	clock := newFakeClock()
+	o := s.options(t, clock)
+	seed(t, o, cache.Entry{TokenEndpoint: s.srv.URL + "/token", AccessToken: "at-old", RefreshToken: "rt-old",
+		IssuedAt: clock.Now().Add(-time.Hour), Expiry: clock.Now().Add(-time.Second)})
+	r := getToken(t, o)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if tok, _ := r.credential(t); tok != "at-fresh" {
+		t.Errorf("token %q", tok)
+	}
+	if s.Count("device") != 1 || !strings.Contains(r.stderr.String(), "session has ended at the provider (invalid_grant)") {
+		t.Errorf("counts %v, stderr %s", s.counts, r.stderr.String())
+	}
+}
+
+func TestAbsurdExpiriesAreHandled(t *testing.T) {
+	for name, tc := range map[string]struct {
+		expiresIn int
+		wantSpan  time.Duration // expirationTimestamp - now, roughly
+	}{
+		"a century":       {100 * 365 * 24 * 3600, maxLifetime - time.Minute},
+		"max int64-ish":   {1 << 62, maxLifetime - time.Minute},
+		"no expires_in":   {0, unknownLifetime - time.Minute},
+		"one second left": {1, 0}, // margin capped at half: timestamp dropped when not in the future
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := newScript(t)
+			s.Token(success("at-x", "", tc.expiresIn))
+			clock := newFakeClock()
+			r := getToken(t, s.options(t, clock))
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			_, exp := r.credential(t)
+			if tc.wantSpan == 0 {
+				if !exp.IsZero() && !exp.After(clock.Now()) {
+					t.Errorf("expirationTimestamp %s is not in the future", exp)
+				}
+				return
+			}
+			if d := exp.Sub(clock.Now()) - tc.wantSpan; d < -2*time.Second || d > 2*time.Second {
+				t.Errorf("expirationTimestamp in %s, want about %s", exp.Sub(clock.Now()), tc.wantSpan)
+			}
+		})
+	}
+}
