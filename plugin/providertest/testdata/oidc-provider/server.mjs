@@ -1,0 +1,430 @@
+// A test OpenID Connect provider built on npm's oidc-provider (pinned in
+// package.json), for the Go package providertest (see ../../node.go).
+//
+// Usage: node server.mjs '<json config>'   (or the config in $OIDC_TEST_CONFIG)
+//
+// Config (every field optional):
+//   port                 TCP port on 127.0.0.1 (0: any free port)
+//   clientId             the public client's ID
+//   accessTokenTTL       seconds (default 3600)
+//   idTokenTTL           seconds (default 3600)
+//   deviceCodeTTL        seconds, the device code's expires_in (default 600)
+//   interval             seconds, added as "interval" to the device
+//                        authorization response (oidc-provider omits it)
+//   certFile, keyFile    PEM paths: serve HTTPS instead of HTTP
+//   audience             a resource indicator the client may request; see below
+//   subject, email, name, password   the test user
+//   exitOnStdinClose     stop when stdin reaches EOF (the parent died)
+//
+// When listening it prints exactly one line on stdout:
+//   OIDC_PROVIDER_ISSUER=<issuer URL>
+// Everything else (oidc-provider's notices and warnings, including the
+// "Unsupported runtime" warning under Node 20) goes to stderr.
+//
+// Audience: with `audience` set, the client asks for it by sending
+// `resource=<audience>` (RFC 8707) on the device authorization request; the
+// alias `audience=<audience>` (Hydra's spelling) is accepted too. The grant
+// then keeps that resource: the device_code token response and every refresh
+// return an RFC 9068 JWT access token (typ at+jwt) whose aud is the
+// audience, with no need to repeat the parameter on token requests. Without
+// it access tokens stay opaque. Any other resource value is refused with
+// invalid_target.
+//
+// Test-only endpoints (not part of any protocol):
+//   GET /__test/counts            request counters as JSON
+//   GET /__test/user-codes?after=N
+//       user codes issued so far, from index N on; waits up to 20 s for one
+//       to appear. Answers {"next": M, "user_codes": [...]}. The Go side
+//       uses it to auto-approve every device authorization.
+//
+// SIGTERM or SIGINT stops it cleanly.
+
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import * as querystring from 'node:querystring';
+
+// oidc-provider prints its notices with console.info (stdout); stdout is
+// reserved for the issuer line the Go side reads.
+console.log = console.error;
+console.info = console.error;
+
+const { default: Provider, errors } = await import('oidc-provider');
+// oidc-provider's own in-memory adapter, over a bigger store: its default
+// one keeps about 1000 entries (LRU), which a stampede test of many logins
+// and refreshes can outgrow, silently losing live grants. Deep imports of
+// the pinned 9.13.3 (the package has no "exports" map).
+const { default: MemoryAdapter } = await import('oidc-provider/lib/adapters/memory_adapter.js');
+const { default: LRU } = await import('oidc-provider/lib/helpers/lru.js');
+const store = new LRU({ maxSize: 200000 });
+const clockTolerance = 15; // oidc-provider's default
+
+const cfg = JSON.parse(process.argv[2] || process.env.OIDC_TEST_CONFIG || '{}');
+const num = (v, d) => (typeof v === 'number' && v > 0 ? v : d);
+
+const clientId = cfg.clientId || 'kubectl-device-login';
+const user = {
+  sub: cfg.subject || 'alice',
+  email: cfg.email || 'alice@example.test',
+  name: cfg.name || 'Alice Example',
+  password: cfg.password || 'alice-password',
+};
+const accessTokenTTL = num(cfg.accessTokenTTL, 3600);
+const idTokenTTL = num(cfg.idTokenTTL, 3600);
+const deviceCodeTTL = num(cfg.deviceCodeTTL, 600);
+const interval = num(cfg.interval, 1);
+const audience = cfg.audience || '';
+const tls = Boolean(cfg.certFile && cfg.keyFile);
+
+const counts = {
+  discovery: 0,
+  device_authorization: 0,
+  device_code_grant: 0,
+  refresh_token_grant: 0,
+  revocation: 0,
+};
+
+// User codes in the order they were issued, and the long polls waiting for
+// the next one.
+const userCodes = [];
+let waiters = [];
+
+const server = tls
+  ? https.createServer({ cert: fs.readFileSync(cfg.certFile), key: fs.readFileSync(cfg.keyFile) })
+  : http.createServer();
+
+await new Promise((resolve, reject) => {
+  server.once('error', reject);
+  server.listen(num(cfg.port, 0), '127.0.0.1', resolve);
+});
+const issuer = `${tls ? 'https' : 'http'}://127.0.0.1:${server.address().port}`;
+
+const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'test-rs256', use: 'sig', alg: 'RS256' };
+
+const provider = new Provider(issuer, {
+  clients: [{
+    client_id: clientId,
+    client_name: 'kubectl device-login (test client)',
+    application_type: 'native',
+    token_endpoint_auth_method: 'none',
+    grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
+    response_types: [],
+    redirect_uris: [],
+    scope: 'openid offline_access profile email',
+  }],
+  adapter: (model) => new MemoryAdapter(model, store, clockTolerance),
+  clockTolerance,
+  jwks: { keys: [signingKey] },
+  cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
+  scopes: ['openid', 'offline_access', 'profile', 'email'],
+  // Put the profile and email claims in the id_token too, not only at the
+  // userinfo endpoint (oidc-provider's default when an access token for
+  // userinfo is issued alongside).
+  conformIdTokenClaims: false,
+  claims: {
+    openid: ['sub'],
+    profile: ['name'],
+    email: ['email', 'email_verified'],
+  },
+  // Hydra's name for the resource indicator; mapped in defaultResource.
+  extraParams: ['audience'],
+  features: {
+    devInteractions: { enabled: false },
+    deviceFlow: { enabled: true },
+    revocation: { enabled: true },
+    introspection: { enabled: false },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource(ctx) {
+        // Only the device authorization request may name the audience this
+        // way; token requests fall back to the granted one (below).
+        if (ctx.oidc.route === 'device_authorization' && ctx.oidc.params.audience) {
+          return ctx.oidc.params.audience;
+        }
+        return undefined;
+      },
+      // Keep the resource granted at device authorization for the device_code
+      // and refresh_token grants (by default oidc-provider drops it when the
+      // openid scope and userinfo are in play, and issues an opaque token).
+      useGrantedResource() {
+        return true;
+      },
+      getResourceServerInfo(ctx, resourceIndicator) {
+        if (audience && resourceIndicator === audience) {
+          return {
+            scope: 'openid offline_access profile email',
+            audience,
+            accessTokenTTL,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'RS256' } },
+          };
+        }
+        throw new errors.InvalidTarget();
+      },
+    },
+  },
+  // Rotate every refresh token on use. Reuse of a rotated one revokes the
+  // whole grant: oidc-provider does that unconditionally.
+  rotateRefreshToken: true,
+  // Refresh tokens come only with offline_access granted, which takes the
+  // consent prompt: every approval goes through the consent page below
+  // (a new browser session has no grant), which grants every missing scope.
+  ttl: {
+    AccessToken: accessTokenTTL,
+    IdToken: idTokenTTL,
+    DeviceCode: deviceCodeTTL,
+    RefreshToken: 24 * 60 * 60,
+    Grant: 24 * 60 * 60,
+    Session: 24 * 60 * 60,
+    Interaction: 60 * 60,
+  },
+  interactions: {
+    url(ctx, interaction) {
+      return `/interaction/${interaction.uid}`;
+    },
+  },
+  async findAccount(ctx, sub) {
+    if (sub !== user.sub) return undefined;
+    return {
+      accountId: sub,
+      async claims() {
+        return { sub, email: user.email, email_verified: true, name: user.name };
+      },
+    };
+  },
+  async renderError(ctx, out) {
+    ctx.type = 'html';
+    ctx.body = `<!DOCTYPE html><html><head><title>Error</title></head><body>
+<h1 id="error">${htmlEscape(out.error)}</h1><p>${htmlEscape(out.error_description || '')}</p>
+</body></html>`;
+  },
+});
+
+// Counting, and the missing "interval", as Koa middleware around every
+// oidc-provider route.
+provider.use(async (ctx, next) => {
+  const { method, path } = ctx;
+  if (method === 'GET' && (path === '/.well-known/openid-configuration'
+      || path === '/.well-known/oauth-authorization-server')) {
+    counts.discovery += 1;
+  }
+  await next();
+  const route = ctx.oidc?.route;
+  if (method !== 'POST' || !route) return;
+  switch (route) {
+    case 'device_authorization':
+      counts.device_authorization += 1;
+      if (ctx.status === 200 && ctx.body && ctx.body.device_code) {
+        ctx.body.interval = interval;
+        userCodes.push(ctx.body.user_code);
+        const w = waiters;
+        waiters = [];
+        w.forEach((fn) => fn());
+      }
+      break;
+    case 'token': {
+      const gt = ctx.oidc.body?.grant_type;
+      if (gt === 'urn:ietf:params:oauth:grant-type:device_code') counts.device_code_grant += 1;
+      else if (gt === 'refresh_token') counts.refresh_token_grant += 1;
+      break;
+    }
+    case 'revocation':
+      counts.revocation += 1;
+      break;
+    default:
+  }
+});
+
+provider.on('server_error', (ctx, err) => console.error('server_error', err));
+
+function htmlEscape(s) {
+  return String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function page(res, status, title, body) {
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'text/html; charset=utf-8');
+  res.setHeader('Cache-Control', 'no-store');
+  res.end(`<!DOCTYPE html><html><head><title>${htmlEscape(title)}</title></head><body>
+<h1>${htmlEscape(title)}</h1>
+${body}
+</body></html>`);
+}
+
+function json(res, status, value) {
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json');
+  res.setHeader('Cache-Control', 'no-store');
+  res.end(JSON.stringify(value));
+}
+
+async function readForm(req) {
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > 64 * 1024) throw new Error('body too large');
+    chunks.push(chunk);
+  }
+  return querystring.parse(Buffer.concat(chunks).toString('utf8'));
+}
+
+function loginForm(uid, message) {
+  return `${message ? `<p id="message">${htmlEscape(message)}</p>` : ''}
+<form id="login" method="post" action="/interaction/${uid}/login">
+  <input type="text" name="login" autofocus>
+  <input type="password" name="password">
+  <button type="submit">Sign in</button>
+</form>`;
+}
+
+// The login and consent pages the device flow sends the browser to.
+async function interaction(req, res, uid, action) {
+  const details = await provider.interactionDetails(req, res);
+  const { prompt, params, session } = details;
+  if (details.uid !== uid) {
+    page(res, 400, 'Error', '<p>interaction mismatch</p>');
+    return;
+  }
+
+  if (req.method === 'GET' && !action) {
+    if (prompt.name === 'login') {
+      page(res, 200, 'Sign-in', loginForm(uid));
+    } else if (prompt.name === 'consent') {
+      const scopes = [...(prompt.details.missingOIDCScope || [])].join(' ');
+      page(res, 200, 'Authorize', `<p>${htmlEscape(params.client_id)} asks for: <span id="scopes">${htmlEscape(scopes)}</span></p>
+<form id="consent" method="post" action="/interaction/${uid}/confirm">
+  <button type="submit">Allow</button>
+</form>
+<form id="deny" method="post" action="/interaction/${uid}/abort">
+  <button type="submit">Deny</button>
+</form>`);
+    } else {
+      page(res, 501, 'Error', `<p>unknown prompt ${htmlEscape(prompt.name)}</p>`);
+    }
+    return;
+  }
+
+  if (req.method !== 'POST') {
+    page(res, 405, 'Error', '<p>method not allowed</p>');
+    return;
+  }
+  const form = await readForm(req);
+
+  switch (action) {
+    case 'login': {
+      if (prompt.name !== 'login') {
+        page(res, 400, 'Error', '<p>not at the login prompt</p>');
+        return;
+      }
+      if (form.login !== user.sub || form.password !== user.password) {
+        page(res, 200, 'Sign-in', loginForm(uid, 'Invalid login or password.'));
+        return;
+      }
+      await provider.interactionFinished(req, res, {
+        login: { accountId: user.sub },
+      }, { mergeWithLastSubmission: false });
+      return;
+    }
+    case 'confirm': {
+      if (prompt.name !== 'consent') {
+        page(res, 400, 'Error', '<p>not at the consent prompt</p>');
+        return;
+      }
+      const grant = details.grantId
+        ? await provider.Grant.find(details.grantId)
+        : new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
+      const d = prompt.details;
+      if (d.missingOIDCScope) grant.addOIDCScope(d.missingOIDCScope.join(' '));
+      if (d.missingOIDCClaims) grant.addOIDCClaims(d.missingOIDCClaims);
+      if (d.missingResourceScopes) {
+        for (const [indicator, scope] of Object.entries(d.missingResourceScopes)) {
+          grant.addResourceScope(indicator, scope.join(' '));
+        }
+      }
+      const grantId = await grant.save();
+      await provider.interactionFinished(req, res, { consent: { grantId } }, {
+        mergeWithLastSubmission: true,
+      });
+      return;
+    }
+    case 'abort':
+      await provider.interactionFinished(req, res, {
+        error: 'access_denied',
+        error_description: 'End-User denied the request',
+      }, { mergeWithLastSubmission: false });
+      return;
+    default:
+      page(res, 404, 'Error', '<p>not found</p>');
+  }
+}
+
+async function testEndpoint(req, res, url) {
+  if (url.pathname === '/__test/counts') {
+    json(res, 200, counts);
+    return;
+  }
+  if (url.pathname === '/__test/user-codes') {
+    const after = Math.max(0, Number.parseInt(url.searchParams.get('after') || '0', 10) || 0);
+    if (userCodes.length <= after) {
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, 20000);
+        const done = () => { clearTimeout(timer); resolve(); };
+        waiters.push(done);
+        res.on('close', done);
+      });
+    }
+    json(res, 200, { next: userCodes.length, user_codes: userCodes.slice(after) });
+    return;
+  }
+  json(res, 404, { error: 'not_found' });
+}
+
+const callback = provider.callback();
+const interactionPath = /^\/interaction\/([^/]+)(?:\/(login|confirm|abort))?$/;
+
+server.on('request', (req, res) => {
+  const url = new URL(req.url, issuer);
+  let handled;
+  if (url.pathname.startsWith('/__test/')) {
+    handled = testEndpoint(req, res, url);
+  } else {
+    const m = interactionPath.exec(url.pathname);
+    if (m) {
+      handled = interaction(req, res, m[1], m[2]);
+    } else {
+      callback(req, res);
+      return;
+    }
+  }
+  handled.catch((err) => {
+    console.error('test server error:', err);
+    if (!res.headersSent) page(res, err.statusCode || 500, 'Error', `<p>${htmlEscape(err.message)}</p>`);
+    else res.destroy();
+  });
+});
+
+let stopping = false;
+function stop() {
+  if (stopping) return;
+  stopping = true;
+  const w = waiters;
+  waiters = [];
+  w.forEach((fn) => fn());
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+  setTimeout(() => process.exit(0), 2000).unref();
+}
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+if (cfg.exitOnStdinClose) {
+  // The Go side holds our stdin open; if it dies without a SIGTERM for us,
+  // stdin ends and we stop too.
+  process.stdin.on('end', stop);
+  process.stdin.on('error', stop);
+  process.stdin.resume();
+}
+
+process.stdout.write(`OIDC_PROVIDER_ISSUER=${issuer}\n`);
