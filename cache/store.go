@@ -129,15 +129,19 @@ func (s Store) load(path string, want *Key) (*Entry, error) {
 // then renamed over the old entry, so readers see the old or the new entry
 // and never a partial one. The file's mode is 0600 and the directory's 0700.
 func (s Store) Save(e *Entry) error {
-	if err := s.ensureDir(); err != nil {
-		return err
-	}
-	id := e.Key.ID()
 	data, err := json.MarshalIndent(file{Format: Format, Entry: *e}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding the session: %w", err)
 	}
-	data = append(data, '\n')
+	id := e.Key.ID()
+	return s.writeAtomic(id, s.Path(id), append(data, '\n'))
+}
+
+// writeAtomic replaces path with data through a synced temporary file.
+func (s Store) writeAtomic(id, path string, data []byte) error {
+	if err := s.ensureDir(); err != nil {
+		return err
+	}
 	s.removeStaleTemps(id)
 	tmp, err := os.CreateTemp(s.Dir, ".tmp-"+id+"-*")
 	if err != nil {
@@ -162,9 +166,9 @@ func (s Store) Save(e *Entry) error {
 		os.Remove(name)
 		return fmt.Errorf("cannot close %s: %s", name, describe(err))
 	}
-	if err := os.Rename(name, s.Path(id)); err != nil {
+	if err := os.Rename(name, path); err != nil {
 		os.Remove(name)
-		return fmt.Errorf("cannot replace %s: %s", s.Path(id), describe(err))
+		return fmt.Errorf("cannot replace %s: %s", path, describe(err))
 	}
 	syncDir(s.Dir)
 	return nil

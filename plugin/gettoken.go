@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -63,8 +64,10 @@ func (c *config) load() *cache.Entry {
 }
 
 // slowPath refreshes or signs in while holding the session's lock, after
-// checking whether another process did it meanwhile.
+// checking whether another process did it meanwhile, and remembers a
+// failure so that kubectl's re-runs do not start over.
 func (c *config) slowPath(ctx context.Context) error {
+	started := c.Clock.Now()
 	var err error
 	if c.http, err = c.newHTTPClient(); err != nil {
 		return err
@@ -76,11 +79,61 @@ func (c *config) slowPath(ctx context.Context) error {
 	defer unlock()
 
 	e := c.load()
-	now := c.Clock.Now()
-	if tok, exp, ok := c.fresh(e, now); ok {
+	if tok, exp, ok := c.fresh(e, c.Clock.Now()); ok {
 		c.verbosef("another process renewed the session meanwhile")
 		return c.write(issued{tok, exp})
 	}
+	if err := c.recentFailure(started); err != nil {
+		return err
+	}
+	err = c.renew(ctx, e)
+	var rem *remembered
+	if errors.As(err, &rem) && ctx.Err() == nil && c.RememberFailure > 0 {
+		f := cache.Failure{Time: c.Clock.Now(), Parent: os.Getppid(), Message: err.Error()}
+		if serr := c.store.RecordFailure(c.key.ID(), f); serr != nil {
+			c.verbosef("could not remember the failure: %v", serr)
+		}
+	}
+	return err
+}
+
+// remembered marks a failure that later runs repeat instead of retrying.
+type remembered struct{ error }
+
+func (r *remembered) Unwrap() error { return r.error }
+
+// recentFailure repeats a remembered failure to kubectl's re-runs and to
+// background callers, and forgets it when a person tries again.
+func (c *config) recentFailure(started time.Time) error {
+	if c.RememberFailure <= 0 {
+		return nil
+	}
+	id := c.key.ID()
+	f := c.store.LastFailure(id)
+	if f == nil {
+		return nil
+	}
+	now := c.Clock.Now()
+	age := now.Sub(f.Time)
+	msg := Sanitize(f.Message, 1000)
+	switch {
+	case !f.Time.Before(started):
+		return fmt.Errorf("%s (another kubectl-device-login just tried and failed)", msg)
+	case age < 0 || age >= c.RememberFailure:
+	case f.Parent == os.Getppid() || !c.humanPresent():
+		return fmt.Errorf("%s (this failed %s ago and is not retried for %s; to retry now, run: %s)",
+			msg, humanDuration(age), humanDuration(c.RememberFailure), c.loginCommand())
+	}
+	if err := c.store.ClearFailure(id); err != nil {
+		c.verbosef("%v", err)
+	}
+	return nil
+}
+
+// renew gets new tokens: a refresh when there is a refresh token, else a
+// device login when one may start.
+func (c *config) renew(ctx context.Context, e *cache.Entry) error {
+	now := c.Clock.Now()
 	if e != nil && e.RefreshToken != "" {
 		ne, err := c.refresh(ctx, e)
 		var oe *oauthError
@@ -100,15 +153,18 @@ func (c *config) slowPath(ctx context.Context) error {
 				c.notef("could not refresh the session (%v); using the current token, valid until %s", err, expiry.Local().Format(time.TimeOnly))
 				return c.write(issued{tok, credentialExpiry(expiry, now)})
 			}
-			return fmt.Errorf("could not refresh the session: %v; try again in a moment (your session is kept)", err)
+			return &remembered{fmt.Errorf("could not refresh the session: %v; try again in a moment (your session is kept)", err)}
 		}
 	}
 	if err := c.mayStartDeviceLogin(); err != nil {
-		return err
+		return &remembered{err}
 	}
 	ne, err := c.deviceLogin(ctx)
 	if err != nil {
-		return err
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &remembered{err}
 	}
 	c.announce(ne)
 	return c.saveAndWrite(ne)
@@ -170,6 +226,7 @@ func (c *config) saveAndWrite(e *cache.Entry) error {
 	if err := c.store.Save(e); err != nil {
 		c.notef("could not save the session (%v); the token works now, but you will have to sign in again next time", err)
 	}
+	c.store.ClearFailure(c.key.ID())
 	now := c.Clock.Now()
 	tok, exp, ok := c.fresh(e, now)
 	if tok == "" {
@@ -241,6 +298,7 @@ func Login(ctx context.Context, o Options) error {
 		return err
 	}
 	c.announce(e)
+	c.store.ClearFailure(c.key.ID())
 	if err := c.store.Save(e); err != nil {
 		return fmt.Errorf("signed in, but could not save the session: %v", err)
 	}

@@ -43,8 +43,9 @@ var DefaultScopes = []string{"openid", "offline_access"}
 
 // Defaults for Options fields left zero.
 const (
-	DefaultRefreshMargin = time.Minute
-	DefaultLockTimeout   = 15 * time.Minute
+	DefaultRefreshMargin   = time.Minute
+	DefaultLockTimeout     = 15 * time.Minute
+	DefaultRememberFailure = 30 * time.Second
 )
 
 // Options configure one run of the plugin. Fields map one to one onto the
@@ -84,6 +85,10 @@ type Options struct {
 	// LockTimeout bounds the wait for another process's sign-in or refresh
 	// (default DefaultLockTimeout).
 	LockTimeout time.Duration
+	// RememberFailure is how long a failed sign-in or refresh is repeated
+	// to kubectl's re-runs and background callers instead of retried
+	// (default DefaultRememberFailure; negative disables).
+	RememberFailure time.Duration
 	// Verbose makes the plugin describe its steps on Stderr.
 	Verbose bool
 
@@ -181,6 +186,9 @@ func (o *Options) resolve(info ExecInfo) (*config, error) {
 	}
 	if c.RefreshMargin < 0 {
 		return nil, fmt.Errorf("--refresh-margin cannot be negative")
+	}
+	if c.RememberFailure == 0 {
+		c.RememberFailure = DefaultRememberFailure
 	}
 	if c.LockTimeout <= 0 {
 		c.LockTimeout = DefaultLockTimeout

@@ -154,6 +154,7 @@ func loginFlags(fs *pflag.FlagSet, o *plugin.Options) {
 	fs.StringVar(&o.CacheDir, "cache-dir", "", "directory for sessions (default "+plugin.DefaultCacheDir()+")")
 	fs.DurationVar(&o.RefreshMargin, "refresh-margin", plugin.DefaultRefreshMargin, "refresh this long before the token expires (at most half its lifetime)")
 	fs.DurationVar(&o.LockTimeout, "lock-timeout", plugin.DefaultLockTimeout, "longest wait for another sign-in or refresh of the same session")
+	fs.DurationVar(&o.RememberFailure, "remember-failure", plugin.DefaultRememberFailure, "repeat a failed sign-in to kubectl's re-runs and background callers for this long instead of retrying (0 disables)")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "describe each step on stderr (never prints tokens)")
 }
 
@@ -172,6 +173,9 @@ func runGetToken(ctx context.Context, e *env, args []string) error {
 	fs.StringVarP(&o.Output, "output", "o", plugin.OutputJSON, "json (an ExecCredential) or token (the bare token, for scripts)")
 	if err := parse(fs, e, getTokenUsage, args); err != nil {
 		return err
+	}
+	if o.RememberFailure == 0 {
+		o.RememberFailure = -1
 	}
 	o.ExecInfo = os.Getenv("KUBERNETES_EXEC_INFO")
 	o.Stdout, o.Stderr = e.stdout, e.stderr
