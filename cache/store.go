@@ -108,21 +108,30 @@ func (s Store) load(path string, want *Key) (*Entry, error) {
 	if err != nil {
 		return nil, &BadFileError{path, "cannot read it: " + describe(err)}
 	}
+	e, reason := Decode(data)
+	if reason == "" && want != nil && e.Key.ID() != want.ID() {
+		reason = "it belongs to another login (its key does not match its name)"
+	}
+	if reason != "" {
+		return nil, &BadFileError{path, reason}
+	}
+	return e, nil
+}
+
+// Decode parses the contents of a cache file. When the data is not a
+// session of this format, it returns a reason, worded to follow "it".
+func Decode(data []byte) (e *Entry, reason string) {
 	if len(data) > maxFileSize {
-		return nil, &BadFileError{path, "it is larger than 1 MiB, so it is not one of ours"}
+		return nil, "it is larger than 1 MiB, so it is not one of ours"
 	}
 	var v file
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&v); err != nil {
-		return nil, &BadFileError{path, "it is not valid JSON (a damaged or foreign file); it will be replaced at the next sign-in"}
+	if err := json.NewDecoder(bytes.NewReader(data)).Decode(&v); err != nil {
+		return nil, "it is not valid JSON (a damaged or foreign file); it will be replaced at the next sign-in"
 	}
 	if v.Format != Format {
-		return nil, &BadFileError{path, fmt.Sprintf("it has format %q, not %q (written by another program or version)", truncate(v.Format, 60), Format)}
+		return nil, fmt.Sprintf("it has format %q, not %q (written by another program or version)", truncate(v.Format, 60), Format)
 	}
-	if want != nil && v.Key.ID() != want.ID() {
-		return nil, &BadFileError{path, "it belongs to another login (its key does not match its name)"}
-	}
-	return &v.Entry, nil
+	return &v.Entry, ""
 }
 
 // Save writes e atomically: a temporary file in the same directory, synced,

@@ -94,12 +94,18 @@ func (c *config) discover(ctx context.Context) (*discovery, error) {
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "" && mt != "application/json" && !strings.HasSuffix(mt, "+json") {
 		c.verbosef("discovery document has content type %s", Sanitize(mt, 60))
 	}
+	return parseDiscovery(body, u, c.key.Issuer)
+}
+
+// parseDiscovery decodes a discovery document fetched from url and checks
+// that it names issuer (compared without trailing slashes).
+func parseDiscovery(body []byte, url, issuer string) (*discovery, error) {
 	var d discovery
 	if err := json.Unmarshal(body, &d); err != nil {
-		return nil, fmt.Errorf("the discovery document at %s is not valid JSON (%s); check --issuer-url", u, jsonProblem(err))
+		return nil, fmt.Errorf("the discovery document at %s is not valid JSON (%s); check --issuer-url", url, jsonProblem(err))
 	}
-	if strings.TrimRight(d.Issuer, "/") != c.key.Issuer {
-		return nil, fmt.Errorf("the provider at %s calls itself %q, not %q; set --issuer-url to exactly its issuer", u, Sanitize(d.Issuer, 200), c.IssuerURL)
+	if strings.TrimRight(d.Issuer, "/") != issuer {
+		return nil, fmt.Errorf("the provider at %s calls itself %q, not %q; set --issuer-url to exactly its issuer", url, Sanitize(d.Issuer, 200), issuer)
 	}
 	return &d, nil
 }

@@ -7,11 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"time"
 )
-
-// requestTimeout bounds one HTTP exchange with the provider.
-const requestTimeout = 30 * time.Second
 
 // newHTTPClient builds the client used for every request to the provider:
 // proxies from the environment, the extra certificate authorities, a
@@ -44,7 +40,7 @@ func (c *config) newHTTPClient() (*http.Client, error) {
 	}
 	return &http.Client{
 		Transport: tr,
-		Timeout:   requestTimeout,
+		Timeout:   c.RequestTimeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if via[0].Method != http.MethodGet {
 				return http.ErrUseLastResponse

@@ -46,6 +46,7 @@ const (
 	DefaultRefreshMargin   = time.Minute
 	DefaultLockTimeout     = 15 * time.Minute
 	DefaultRememberFailure = 30 * time.Second
+	DefaultRequestTimeout  = 30 * time.Second
 )
 
 // Options configure one run of the plugin. Fields map one to one onto the
@@ -82,6 +83,9 @@ type Options struct {
 	DeviceLogin string
 	// Output is OutputJSON (default) or OutputToken.
 	Output string
+	// RequestTimeout bounds each HTTP exchange with the provider (default
+	// DefaultRequestTimeout).
+	RequestTimeout time.Duration
 	// LockTimeout bounds the wait for another process's sign-in or refresh
 	// (default DefaultLockTimeout).
 	LockTimeout time.Duration
@@ -189,6 +193,9 @@ func (o *Options) resolve(info ExecInfo) (*config, error) {
 	}
 	if c.RememberFailure == 0 {
 		c.RememberFailure = DefaultRememberFailure
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = DefaultRequestTimeout
 	}
 	if c.LockTimeout <= 0 {
 		c.LockTimeout = DefaultLockTimeout

@@ -153,6 +153,7 @@ func loginFlags(fs *pflag.FlagSet, o *plugin.Options) {
 	fs.BoolVar(&o.InsecureSkipTLSVerify, "insecure-skip-tls-verify", false, "do not check the provider's certificate (for tests only)")
 	fs.StringVar(&o.CacheDir, "cache-dir", "", "directory for sessions (default "+plugin.DefaultCacheDir()+")")
 	fs.DurationVar(&o.RefreshMargin, "refresh-margin", plugin.DefaultRefreshMargin, "refresh this long before the token expires (at most half its lifetime)")
+	fs.DurationVar(&o.RequestTimeout, "request-timeout", plugin.DefaultRequestTimeout, "longest wait for one answer from the provider")
 	fs.DurationVar(&o.LockTimeout, "lock-timeout", plugin.DefaultLockTimeout, "longest wait for another sign-in or refresh of the same session")
 	fs.DurationVar(&o.RememberFailure, "remember-failure", plugin.DefaultRememberFailure, "repeat a failed sign-in to kubectl's re-runs and background callers for this long instead of retrying (0 disables)")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "describe each step on stderr (never prints tokens)")
