@@ -127,6 +127,29 @@ func (c *config) authorization(da *oauth2.DeviceAuthResponse, sent time.Time) (*
 	return a, nil
 }
 
+// wait sleeps for d between polls, redrawing the countdown every second
+// when stderr is a terminal.
+func (c *config) wait(ctx context.Context, a *Authorization, d time.Duration) error {
+	end := c.Clock.Now().Add(d)
+	for {
+		now := c.Clock.Now()
+		c.waitTick(a, a.Expiry.Sub(now))
+		step := end.Sub(now)
+		if c.StderrIsTerminal {
+			step = min(step, time.Second)
+		}
+		if step <= 0 {
+			return nil
+		}
+		if err := c.Clock.Sleep(ctx, step); err != nil {
+			return err
+		}
+		if !c.StderrIsTerminal {
+			return nil
+		}
+	}
+}
+
 func webURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
@@ -136,6 +159,7 @@ func webURL(s string) bool {
 // expires, or the provider gives a final answer. Network failures, 5xx
 // and garbled answers are retried with a growing pause.
 func (c *config) poll(ctx context.Context, oc *oauth2.Config, deviceCode string, a *Authorization) (*oauth2.Token, time.Time, error) {
+	defer c.endWait()
 	interval := a.Interval
 	wait := interval
 	failures := 0
@@ -149,8 +173,7 @@ func (c *config) poll(ctx context.Context, oc *oauth2.Config, deviceCode string,
 			}
 			return nil, time.Time{}, fmt.Errorf("%w: the code expired before the sign-in was approved; run the command again to get a new code", errLoginFailed)
 		}
-		c.tick(a, left)
-		if err := c.Clock.Sleep(ctx, min(wait, left)); err != nil {
+		if err := c.wait(ctx, a, min(wait, left)); err != nil {
 			return nil, time.Time{}, err
 		}
 		if !c.Clock.Now().Before(a.Expiry) {

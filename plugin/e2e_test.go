@@ -37,7 +37,7 @@ func TestDeviceLoginThenCacheHitWithTheProviderGone(t *testing.T) {
 				t.Errorf("cached session incomplete: access %t refresh %t id %t endpoint %q",
 					e.AccessToken != "", e.RefreshToken != "", e.IDToken != "", e.TokenEndpoint)
 			}
-			for _, want := range []string{"enter the code", p.Issuer(), "signed in as " + p.Subject()} {
+			for _, want := range []string{"Enter the code", p.Issuer(), "signed in as " + p.Subject()} {
 				if !strings.Contains(r.stderr, want) {
 					t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
 				}

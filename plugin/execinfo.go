@@ -84,6 +84,9 @@ func jsonProblem(err error) string {
 	case *json.UnmarshalTypeError:
 		return fmt.Sprintf("field %q has the wrong type", Sanitize(e.Field, 60))
 	}
+	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
+		return "unknown field " + Sanitize(strings.TrimPrefix(msg, "json: unknown field "), 60)
+	}
 	return "it does not parse"
 }
 

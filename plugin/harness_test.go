@@ -68,7 +68,7 @@ var providers = []struct {
 }
 
 // userCodeRE finds the user code in the plugin's login prompt.
-var userCodeRE = regexp.MustCompile(`enter the code:\s*\n\s*(\S+)\s*\n`)
+var userCodeRE = regexp.MustCompile(`Enter the code:\s+(\S+)\n`)
 
 // result is one finished plugin process.
 type result struct {
@@ -263,10 +263,7 @@ func (r result) noSecrets(t testing.TB, e *cache.Entry) {
 // token is one the provider honours.
 func userinfo(t testing.TB, p providertest.Provider, accessToken string) (sub string, status int) {
 	t.Helper()
-	client := http.DefaultClient
-	if hc, ok := p.(interface{ HTTPClient() *http.Client }); ok {
-		client = hc.HTTPClient()
-	}
+	client := httpClientFor(p)
 	resp, err := client.Get(p.Issuer() + "/.well-known/openid-configuration")
 	if err != nil {
 		t.Fatal(err)
@@ -294,4 +291,12 @@ func testContext(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// httpClientFor is a client that trusts the provider's certificate.
+func httpClientFor(p providertest.Provider) *http.Client {
+	if hc, ok := p.(interface{ HTTPClient() *http.Client }); ok {
+		return hc.HTTPClient()
+	}
+	return http.DefaultClient
 }

@@ -118,7 +118,7 @@ func TestRealKubectl(t *testing.T) {
 			if r.exit != 0 || !strings.Contains(r.stdout, `"APIVersions"`) {
 				t.Fatalf("kubectl get --raw /api: exit %d\nstdout %s\nstderr %s", r.exit, r.stdout, r.stderr)
 			}
-			if !strings.Contains(r.stderr, "enter the code") {
+			if !strings.Contains(r.stderr, "Enter the code") {
 				t.Errorf("the login prompt did not reach kubectl's stderr:\n%s", r.stderr)
 			}
 			first := s.entry(t)

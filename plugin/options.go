@@ -4,6 +4,8 @@
 package plugin
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -93,6 +95,14 @@ type Options struct {
 	// to kubectl's re-runs and background callers instead of retried
 	// (default DefaultRememberFailure; negative disables).
 	RememberFailure time.Duration
+	// QR is QRAuto (default: a QR code of the sign-in address when stderr is
+	// a terminal and the code fits in 24 rows), QRAlways or QRNever.
+	QR string
+	// Color allows bold and coloured text on Stderr (main sets it for
+	// terminals when NO_COLOR is unset).
+	Color bool
+	// OpenBrowser, when set, is called with the sign-in address.
+	OpenBrowser func(url string) error
 	// Verbose makes the plugin describe its steps on Stderr.
 	Verbose bool
 
@@ -116,11 +126,58 @@ type config struct {
 	store cache.Store
 	http  *http.Client
 	exec  ExecInfo
+	// status is the countdown line shown on a terminal, if any.
+	status string
+	// lastPlain is when the last plain waiting line was written.
+	lastPlain time.Time
+}
+
+// ClusterConfig is what the plugin reads from the kubeconfig cluster
+// extension named client.authentication.k8s.io/exec, which kubectl passes
+// in KUBERNETES_EXEC_INFO when the user entry sets provideClusterInfo:
+// true. It lets one user entry serve clusters behind different providers.
+// Flags take precedence over it.
+type ClusterConfig struct {
+	IssuerURL   string   `json:"issuerURL"`
+	ClientID    string   `json:"clientID"`
+	Scopes      []string `json:"scopes"`
+	ExtraParams []string `json:"extraParams"`
+}
+
+// applyCluster fills the options the flags left empty from the cluster's
+// extension.
+func (c *config) applyCluster() error {
+	raw := c.exec.ClusterConfig
+	if len(raw) == 0 {
+		return nil
+	}
+	var cc ClusterConfig
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cc); err != nil {
+		return fmt.Errorf("the kubeconfig cluster extension client.authentication.k8s.io/exec cannot be used (%s); it may hold issuerURL, clientID, scopes and extraParams", jsonProblem(err))
+	}
+	if c.IssuerURL == "" {
+		c.IssuerURL = cc.IssuerURL
+	}
+	if c.ClientID == "" {
+		c.ClientID = cc.ClientID
+	}
+	if len(c.Scopes) == 0 {
+		c.Scopes = cc.Scopes
+	}
+	if len(c.ExtraParams) == 0 {
+		c.ExtraParams = cc.ExtraParams
+	}
+	return nil
 }
 
 // resolve checks the options and fills in defaults.
 func (o *Options) resolve(info ExecInfo) (*config, error) {
 	c := &config{Options: *o, exec: info}
+	if err := c.applyCluster(); err != nil {
+		return nil, err
+	}
 	if c.Clock == nil {
 		c.Clock = RealClock{}
 	}
@@ -128,7 +185,7 @@ func (o *Options) resolve(info ExecInfo) (*config, error) {
 		c.Stderr = io.Discard
 	}
 	if c.IssuerURL == "" {
-		return nil, fmt.Errorf("--issuer-url is required: set it to your OpenID provider's issuer, e.g. --issuer-url=https://auth.example.com")
+		return nil, fmt.Errorf("--issuer-url is required: set it to your OpenID provider's issuer, e.g. --issuer-url=https://auth.example.com (or issuerURL in the cluster's client.authentication.k8s.io/exec extension)")
 	}
 	if err := checkURL("--issuer-url", c.IssuerURL); err != nil {
 		return nil, err
@@ -177,6 +234,13 @@ func (o *Options) resolve(info ExecInfo) (*config, error) {
 	case DeviceLoginAuto, DeviceLoginAlways, DeviceLoginNever:
 	default:
 		return nil, fmt.Errorf("--device-login must be auto, always or never, not %q", Sanitize(c.DeviceLogin, 40))
+	}
+	switch c.QR {
+	case "":
+		c.QR = QRAuto
+	case QRAuto, QRAlways, QRNever:
+	default:
+		return nil, fmt.Errorf("--qr must be auto, always or never, not %q", Sanitize(c.QR, 40))
 	}
 	switch c.Output {
 	case "":

@@ -197,12 +197,11 @@ type run struct {
 // options for an in-process run against the script, with a terminal.
 func (s *script) options(t *testing.T, clock Clock) Options {
 	return Options{
-		IssuerURL:        s.srv.URL,
-		ClientID:         "kubectl",
-		CacheDir:         filepath.Join(t.TempDir(), "cache"),
-		DeviceLogin:      DeviceLoginAlways,
-		Clock:            clock,
-		StderrIsTerminal: true,
+		IssuerURL:   s.srv.URL,
+		ClientID:    "kubectl",
+		CacheDir:    filepath.Join(t.TempDir(), "cache"),
+		DeviceLogin: DeviceLoginAlways,
+		Clock:       clock,
 	}
 }
 
