@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -245,18 +246,34 @@ func (c *config) saveAndWrite(e *cache.Entry) error {
 // announce says who signed in, from the ID token's claims.
 func (c *config) announce(e *cache.Entry) {
 	_, exp := c.chosen(e)
-	who := "you"
-	if cl, ok := ParseClaims(e.IDToken); ok {
-		switch {
-		case cl.Email != "":
-			who = cl.Email
-		case cl.Username != "":
-			who = cl.Username
-		case cl.Subject != "":
-			who = cl.Subject
-		}
+	c.notef("%s as %s; the token is valid until %s", c.style(green, "signed in"), Who(e.IDToken), exp.Local().Format(time.DateTime))
+}
+
+// Who describes the person an ID token is about: e-mail or user name, the
+// display name and the subject when present; "an unknown user" otherwise.
+func Who(idToken string) string {
+	cl, ok := ParseClaims(idToken)
+	if !ok || cl.Subject == "" && cl.Email == "" && cl.Username == "" {
+		return "an unknown user (no ID token)"
 	}
-	c.notef("signed in as %s; the token is valid until %s", Sanitize(who, 100), exp.Local().Format(time.DateTime))
+	main := cl.Email
+	if main == "" {
+		main = cl.Username
+	}
+	var extra []string
+	if cl.Name != "" && cl.Name != main {
+		extra = append(extra, cl.Name)
+	}
+	if main == "" {
+		main = cl.Subject
+	} else if cl.Subject != "" && cl.Subject != main {
+		extra = append(extra, "subject "+cl.Subject)
+	}
+	s := main
+	if len(extra) > 0 {
+		s += " (" + strings.Join(extra, ", ") + ")"
+	}
+	return Sanitize(s, 200)
 }
 
 // write prints the credential: the ExecCredential document, or the bare
@@ -270,37 +287,6 @@ func (c *config) write(t issued) error {
 	}
 	if err != nil {
 		return fmt.Errorf("cannot write the credential to stdout: %v", err)
-	}
-	return nil
-}
-
-// Login signs in now with a device login, whatever the cache holds, and
-// saves the session. It prints nothing on stdout.
-func Login(ctx context.Context, o Options) error {
-	info, err := ParseExecInfo("")
-	if err != nil {
-		return err
-	}
-	c, err := o.resolve(info)
-	if err != nil {
-		return err
-	}
-	if c.http, err = c.newHTTPClient(); err != nil {
-		return err
-	}
-	unlock, err := c.lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	e, err := c.deviceLogin(ctx)
-	if err != nil {
-		return err
-	}
-	c.announce(e)
-	c.store.ClearFailure(c.key.ID())
-	if err := c.store.Save(e); err != nil {
-		return fmt.Errorf("signed in, but could not save the session: %v", err)
 	}
 	return nil
 }

@@ -12,9 +12,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 
+	"github.com/cli/browser"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
@@ -34,10 +37,26 @@ func main() {
 	os.Exit(code)
 }
 
-// command is one subcommand.
+// command is one subcommand: its flags, its help and what it runs.
 type command struct {
 	name, summary, usage string
-	run                  func(ctx context.Context, env *env, args []string) error
+	flags                func(fs *pflag.FlagSet, v *values)
+	run                  func(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) error
+}
+
+// values holds every flag's destination.
+type values struct {
+	o             plugin.Options
+	force, all    bool
+	output        string
+	qr            string
+	openBrowser   bool
+	user, ctx     string
+	kubeconfig    string
+	command       string
+	clusterInfo   bool
+	dryRun        bool
+	fromKubelogin bool
 }
 
 // env is what a command may touch.
@@ -47,30 +66,35 @@ type env struct {
 
 func commands() []command {
 	return []command{
-		{"get-token", "print a credential for kubectl (run by kubectl, not by hand)", getTokenUsage, runGetToken},
-		{"login", "sign in now, in this terminal", loginUsage, runLogin},
-		{"version", "print the version", "Usage: kubectl device-login version\n", runVersion},
+		{"get-token", "print a credential for kubectl (kubectl runs this, not you)", getTokenUsage, getTokenFlags, runGetToken},
+		{"login", "sign in now, in this terminal", loginUsage, loginCmdFlags, runLogin},
+		{"logout", "delete a cached session and revoke it at the provider", logoutUsage, logoutFlags, runLogout},
+		{"status", "list cached sessions (never shows tokens)", statusUsage, statusFlags, runStatus},
+		{"setup", "add a user entry that runs this plugin to your kubeconfig", setupUsage, setupFlags, runSetup},
+		{"version", "print the version", "Usage: kubectl device-login version\n", func(*pflag.FlagSet, *values) {}, runVersion},
+		{"completion", "print a shell completion script (bash, zsh or fish)", completionUsage, func(*pflag.FlagSet, *values) {}, runCompletion},
 	}
 }
 
 const topUsage = `kubectl device-login signs you in to Kubernetes clusters with your identity
-provider's device login: it shows a short code and a URL; you approve on any
-device with a browser (phone, laptop); kubectl gets a token.
+provider's device login: it shows an address and a short code; you approve on
+any device that has a browser (a phone, a laptop), and kubectl gets a token.
 
 Usage:
   kubectl device-login <command> [flags]
 
 Commands:
 %s
+First time? Run 'kubectl device-login setup --help'.
 Run 'kubectl device-login <command> --help' for a command's flags.
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	e := &env{stdout: stdout, stderr: stderr}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		w := stderr
-		if len(args) > 0 {
-			w = stdout
+		w := stdout
+		if len(args) == 0 {
+			w = stderr
 		}
 		fmt.Fprintf(w, topUsage, commandList())
 		if len(args) == 0 {
@@ -78,20 +102,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	if args[0] == "--version" {
+		args = []string{"version"}
+	}
 	for _, cmd := range commands() {
 		if cmd.name != args[0] {
 			continue
 		}
-		err := cmd.run(ctx, e, args[1:])
+		var v values
+		fs := pflag.NewFlagSet(cmd.name, pflag.ContinueOnError)
+		fs.SortFlags = false
+		cmd.flags(fs, &v)
+		err := parse(fs, e, cmd.usage, args[1:], cmd.name == "completion")
+		if err == nil {
+			err = cmd.run(ctx, e, fs, &v)
+		}
 		switch {
-		case err == nil:
-			return 0
-		case errors.Is(err, pflag.ErrHelp):
+		case err == nil, errors.Is(err, pflag.ErrHelp):
 			return 0
 		case errors.Is(err, errUsage):
 			return 2
 		case errors.Is(err, context.Canceled):
-			fmt.Fprintln(stderr, "device-login: interrupted; nothing was changed, run the command again when ready")
+			fmt.Fprintln(stderr, "device-login: interrupted; nothing was saved, run the command again when ready")
 			return 130
 		default:
 			fmt.Fprintf(stderr, "device-login: %v\n", err)
@@ -105,7 +137,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func commandList() string {
 	var b strings.Builder
 	for _, c := range commands() {
-		fmt.Fprintf(&b, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(&b, "  %-11s %s\n", c.name, c.summary)
 	}
 	return b.String()
 }
@@ -114,101 +146,267 @@ func commandList() string {
 var errUsage = errors.New("usage error")
 
 // parse parses flags, printing one clear line and the usage on error.
-func parse(fs *pflag.FlagSet, e *env, usage string, args []string) error {
+// Positional arguments are refused unless allowArgs.
+func parse(fs *pflag.FlagSet, e *env, usage string, args []string, allowArgs bool) error {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	err := fs.Parse(args)
 	if errors.Is(err, pflag.ErrHelp) {
 		fmt.Fprint(e.stdout, usage)
-		fmt.Fprintln(e.stdout, "\nFlags:")
-		fs.SetOutput(e.stdout)
-		fs.PrintDefaults()
+		if fs.HasFlags() {
+			fmt.Fprintln(e.stdout, "\nFlags:")
+			printFlags(e.stdout, fs)
+		}
 		return err
+	}
+	if err == nil && fs.NArg() > 0 && !allowArgs {
+		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "device-login: %s\n\n", plugin.Sanitize(err.Error(), 200))
 		fmt.Fprint(e.stderr, usage)
-		fmt.Fprintf(e.stderr, "Run 'kubectl device-login %s --help' for all flags.\n", fs.Name())
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "device-login: unexpected argument %q\n\n", plugin.Sanitize(fs.Arg(0), 60))
-		fmt.Fprint(e.stderr, usage)
+		fmt.Fprintf(e.stderr, "\nRun 'kubectl device-login %s --help' for all flags.\n", fs.Name())
 		return errUsage
 	}
 	return nil
 }
 
-// loginFlags registers the flags shared by get-token and login.
-func loginFlags(fs *pflag.FlagSet, o *plugin.Options) {
+// identityFlags are the flags that say which login a command is about.
+func identityFlags(fs *pflag.FlagSet, o *plugin.Options) {
 	fs.StringVar(&o.IssuerURL, "issuer-url", "", "OpenID provider's issuer URL (https, or http on loopback)")
 	fs.StringVar(&o.ClientID, "client-id", "", "OAuth 2.0 client ID registered for kubectl")
 	fs.StringVar(&o.ClientSecret, "client-secret", "", "client secret, for confidential clients only (public clients need none)")
 	fs.StringArrayVar(&o.Scopes, "scope", nil, "scope to request; repeat for several (default openid and offline_access)")
 	fs.StringArrayVar(&o.ExtraParams, "extra-param", nil, "name=value sent with the device authorization request, e.g. audience=kubernetes; repeatable")
 	fs.StringVar(&o.Token, "token", plugin.TokenAccess, "token to give kubectl: access_token or id_token")
+}
+
+// transportFlags say how to reach the provider and where sessions live.
+func transportFlags(fs *pflag.FlagSet, o *plugin.Options) {
 	fs.StringVar(&o.DeviceAuthorizationEndpoint, "device-authorization-endpoint", "", "device authorization endpoint, for providers without discovery")
 	fs.StringVar(&o.TokenEndpoint, "token-endpoint", "", "token endpoint, for providers without discovery")
 	fs.StringArrayVar(&o.CertificateAuthorities, "certificate-authority", nil, "PEM file of a CA to trust for the provider, besides the system's; repeatable")
 	fs.BoolVar(&o.InsecureSkipTLSVerify, "insecure-skip-tls-verify", false, "do not check the provider's certificate (for tests only)")
-	fs.StringVar(&o.CacheDir, "cache-dir", "", "directory for sessions (default "+plugin.DefaultCacheDir()+")")
-	fs.DurationVar(&o.RefreshMargin, "refresh-margin", plugin.DefaultRefreshMargin, "refresh this long before the token expires (at most half its lifetime)")
 	fs.DurationVar(&o.RequestTimeout, "request-timeout", plugin.DefaultRequestTimeout, "longest wait for one answer from the provider")
-	fs.DurationVar(&o.LockTimeout, "lock-timeout", plugin.DefaultLockTimeout, "longest wait for another sign-in or refresh of the same session")
-	fs.DurationVar(&o.RememberFailure, "remember-failure", plugin.DefaultRememberFailure, "repeat a failed sign-in to kubectl's re-runs and background callers for this long instead of retrying (0 disables)")
+	cacheFlag(fs, o)
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "describe each step on stderr (never prints tokens)")
+}
+
+func cacheFlag(fs *pflag.FlagSet, o *plugin.Options) {
+	fs.StringVar(&o.CacheDir, "cache-dir", "", "directory for sessions (default "+plugin.DefaultCacheDir()+")")
+}
+
+// signInFlags shape the sign-in itself.
+func signInFlags(fs *pflag.FlagSet, v *values) {
+	fs.DurationVar(&v.o.RefreshMargin, "refresh-margin", plugin.DefaultRefreshMargin, "refresh this long before the token expires (at most half its lifetime)")
+	fs.DurationVar(&v.o.LockTimeout, "lock-timeout", plugin.DefaultLockTimeout, "longest wait for another sign-in or refresh of the same session")
+	fs.StringVar(&v.qr, "qr", plugin.QRAuto, "QR code of the sign-in address: auto (on a terminal, when it fits), always, never")
+	fs.BoolVar(&v.openBrowser, "open-browser", false, "also open the sign-in address in this machine's browser")
 }
 
 const getTokenUsage = `Usage: kubectl-device_login get-token --issuer-url=URL --client-id=ID [flags]
 
 Prints an ExecCredential for kubectl on stdout. The token comes from the
 cache when fresh, else from a refresh, else from a device login shown on
-stderr. kubectl runs this from the kubeconfig's exec block.
+stderr. kubectl runs this from the kubeconfig's exec block; scripts can use
+-o token for the bare token, e.g.
+  curl -H "Authorization: Bearer $(kubectl-device_login get-token ... -o token)" ...
 `
 
-func runGetToken(ctx context.Context, e *env, args []string) error {
-	var o plugin.Options
-	fs := pflag.NewFlagSet("get-token", pflag.ContinueOnError)
-	loginFlags(fs, &o)
-	fs.StringVar(&o.DeviceLogin, "device-login", plugin.DeviceLoginAuto, "when to start a device login: auto (when someone can see stderr), always, never")
-	fs.StringVarP(&o.Output, "output", "o", plugin.OutputJSON, "json (an ExecCredential) or token (the bare token, for scripts)")
-	if err := parse(fs, e, getTokenUsage, args); err != nil {
-		return err
+func getTokenFlags(fs *pflag.FlagSet, v *values) {
+	identityFlags(fs, &v.o)
+	signInFlags(fs, v)
+	fs.StringVar(&v.o.DeviceLogin, "device-login", plugin.DeviceLoginAuto, "when to start a device login: auto (when someone can see stderr), always, never")
+	fs.DurationVar(&v.o.RememberFailure, "remember-failure", plugin.DefaultRememberFailure, "repeat a failed sign-in to kubectl's re-runs and background callers for this long instead of retrying (0 disables)")
+	fs.StringVarP(&v.o.Output, "output", "o", plugin.OutputJSON, "json (an ExecCredential) or token (the bare token, for scripts)")
+	transportFlags(fs, &v.o)
+}
+
+func runGetToken(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) error {
+	if v.o.RememberFailure == 0 {
+		v.o.RememberFailure = -1
 	}
-	if o.RememberFailure == 0 {
-		o.RememberFailure = -1
+	v.o.ExecInfo = os.Getenv("KUBERNETES_EXEC_INFO")
+	prepare(e, v)
+	return plugin.GetToken(ctx, v.o)
+}
+
+// prepare fills the options that come from the process, not from flags.
+func prepare(e *env, v *values) {
+	v.o.Stdout, v.o.Stderr = e.stdout, e.stderr
+	v.o.StderrIsTerminal = isTerminal(e.stderr)
+	v.o.Color = v.o.StderrIsTerminal && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
+	v.o.QR = v.qr
+	if v.openBrowser {
+		v.o.OpenBrowser = func(url string) error {
+			// Whatever the browser launcher prints stays off stdout.
+			browser.Stdout, browser.Stderr = io.Discard, io.Discard
+			return browser.OpenURL(url)
+		}
 	}
-	o.ExecInfo = os.Getenv("KUBERNETES_EXEC_INFO")
-	o.Stdout, o.Stderr = e.stdout, e.stderr
-	o.StderrIsTerminal = isTerminal(e.stderr)
-	return plugin.GetToken(ctx, o)
 }
 
 const loginUsage = `Usage: kubectl device-login login --issuer-url=URL --client-id=ID [flags]
 
-Signs you in now with a device login in this terminal and caches the
-session for kubectl. Use the same flags as in your kubeconfig.
+Signs you in now with a device login in this terminal, caches the session
+for kubectl, and says who you are signed in as. Use the same flags as in
+your kubeconfig's get-token arguments.
 `
 
-func runLogin(ctx context.Context, e *env, args []string) error {
-	var o plugin.Options
-	fs := pflag.NewFlagSet("login", pflag.ContinueOnError)
-	loginFlags(fs, &o)
-	if err := parse(fs, e, loginUsage, args); err != nil {
-		return err
-	}
-	o.Stdout, o.Stderr = e.stdout, e.stderr
-	o.StderrIsTerminal = isTerminal(e.stderr)
-	return plugin.Login(ctx, o)
+func loginCmdFlags(fs *pflag.FlagSet, v *values) {
+	identityFlags(fs, &v.o)
+	fs.BoolVar(&v.force, "force", false, "discard the cached session and sign in again")
+	signInFlags(fs, v)
+	transportFlags(fs, &v.o)
 }
 
-func runVersion(ctx context.Context, e *env, args []string) error {
-	fs := pflag.NewFlagSet("version", pflag.ContinueOnError)
-	if err := parse(fs, e, "Usage: kubectl device-login version\n", args); err != nil {
-		return err
+func runLogin(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) error {
+	prepare(e, v)
+	return plugin.Login(ctx, v.o, v.force)
+}
+
+const logoutUsage = `Usage: kubectl device-login logout --issuer-url=URL --client-id=ID [flags]
+       kubectl device-login logout --all
+
+Deletes the cached session for the given flags (or every session with --all)
+and revokes its refresh token at the provider, when the provider offers a
+revocation endpoint. A provider that cannot be reached does not stop it.
+`
+
+func logoutFlags(fs *pflag.FlagSet, v *values) {
+	identityFlags(fs, &v.o)
+	fs.BoolVar(&v.all, "all", false, "sign out of every cached session")
+	transportFlags(fs, &v.o)
+}
+
+func runLogout(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) error {
+	prepare(e, v)
+	if v.all {
+		if v.o.IssuerURL != "" || v.o.ClientID != "" {
+			return fmt.Errorf("--all signs out of every session; leave out --issuer-url and --client-id, or leave out --all")
+		}
+		return plugin.LogoutAll(ctx, v.o)
 	}
-	fmt.Fprintf(e.stdout, "kubectl-device-login %s (commit %s)\n", version, commit)
+	return plugin.Logout(ctx, v.o)
+}
+
+const statusUsage = `Usage: kubectl device-login status [-o json] [--cache-dir=DIR]
+
+Lists the cached sessions: issuer, client, scopes, who is signed in, until
+when, whether a refresh token is held, and the file. Never prints a token.
+`
+
+func statusFlags(fs *pflag.FlagSet, v *values) {
+	fs.StringVarP(&v.output, "output", "o", "text", "text or json")
+	cacheFlag(fs, &v.o)
+}
+
+func runStatus(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) error {
+	prepare(e, v)
+	return plugin.Status(v.o, v.output)
+}
+
+const setupUsage = `Usage: kubectl device-login setup --issuer-url=URL --client-id=ID [flags]
+       kubectl device-login setup --from-kubelogin
+
+Adds (or updates) a kubeconfig user that runs this plugin, with kubectl
+config set-credentials: apiVersion client.authentication.k8s.io/v1,
+interactiveMode Never (a device login needs no keyboard), the get-token
+arguments you give here, and an installHint. --context points a context at
+it. --dry-run only prints what would be done.
+
+--from-kubelogin converts users that run 'kubectl oidc-login get-token'
+(int128/kubelogin) and reports the flags that do not carry over.
+
+Example:
+  kubectl device-login setup --issuer-url=https://auth.example.com \
+      --client-id=kubectl --user=olympus --context=prod
+`
+
+func setupFlags(fs *pflag.FlagSet, v *values) {
+	identityFlags(fs, &v.o)
+	fs.StringVar(&v.user, "user", "device-login", "name of the kubeconfig user entry to write")
+	fs.StringVar(&v.ctx, "context", "", "point this kubeconfig context at the user (created if missing)")
+	fs.StringVar(&v.kubeconfig, "kubeconfig", "", "kubeconfig file to change (default: the one kubectl uses)")
+	fs.StringVar(&v.command, "command", "kubectl-device_login", "command kubectl runs (a name on PATH, or a full path)")
+	fs.BoolVar(&v.clusterInfo, "provide-cluster-info", false, "let each cluster's client.authentication.k8s.io/exec extension give issuerURL, clientID and scopes")
+	fs.BoolVar(&v.dryRun, "dry-run", false, "print what would be done, change nothing")
+	fs.BoolVar(&v.fromKubelogin, "from-kubelogin", false, "convert users of 'kubectl oidc-login get-token'")
+	fs.StringVar(&v.qr, "qr", "", "QR code setting to store: auto, always, never")
+	fs.BoolVar(&v.openBrowser, "open-browser", false, "store --open-browser in the user entry")
+	fs.DurationVar(&v.o.RefreshMargin, "refresh-margin", plugin.DefaultRefreshMargin, "refresh margin to store")
+	transportFlags(fs, &v.o)
+}
+
+// storedBySetup tells whether a flag given to setup is stored as a
+// get-token flag in the kubeconfig.
+func storedBySetup(name string) bool {
+	switch name {
+	case "issuer-url", "client-id", "client-secret", "scope", "extra-param", "token",
+		"device-authorization-endpoint", "token-endpoint", "certificate-authority",
+		"insecure-skip-tls-verify", "request-timeout", "cache-dir", "verbose",
+		"qr", "open-browser", "refresh-margin":
+		return true
+	}
+	return false
+}
+
+func runSetup(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) error {
+	var args []string
+	fs.Visit(func(f *pflag.Flag) {
+		if !storedBySetup(f.Name) {
+			return
+		}
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			for _, s := range sv.GetSlice() {
+				args = append(args, "--"+f.Name+"="+s)
+			}
+			return
+		}
+		args = append(args, "--"+f.Name+"="+f.Value.String())
+	})
+	if v.fromKubelogin && len(args) > 0 {
+		return fmt.Errorf("--from-kubelogin takes its settings from the kubelogin entries; leave out the other flags")
+	}
+	return plugin.Setup(ctx, plugin.SetupOptions{
+		Login: v.o, Args: args, User: v.user, Context: v.ctx, Kubeconfig: v.kubeconfig,
+		Command: v.command, ProvideClusterInfo: v.clusterInfo, DryRun: v.dryRun,
+		FromKubelogin: v.fromKubelogin, Stdout: e.stdout, Stderr: e.stderr,
+	})
+}
+
+func runVersion(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) error {
+	fmt.Fprintf(e.stdout, "kubectl-device-login %s (commit %s, %s, %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return nil
+}
+
+// printFlags lists flags for people: name, the kind of value, what it
+// does, and its default when that is not obvious.
+func printFlags(w io.Writer, fs *pflag.FlagSet) {
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	fs.VisitAll(func(f *pflag.Flag) {
+		name := "      --" + f.Name
+		if f.Shorthand != "" {
+			name = "  -" + f.Shorthand + ", --" + f.Name
+		}
+		kind, usage := pflag.UnquoteUsage(f)
+		switch kind {
+		case "bool":
+			kind = ""
+		case "stringArray":
+			kind = "string"
+		}
+		if kind != "" {
+			name += " " + kind
+		}
+		switch f.DefValue {
+		case "", "false", "[]", "0s":
+		default:
+			usage += " (default " + f.DefValue + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", name, usage)
+	})
+	tw.Flush()
 }
 
 func isTerminal(w io.Writer) bool {
