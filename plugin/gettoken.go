@@ -69,11 +69,7 @@ func (c *config) load() *cache.Entry {
 // failure so that kubectl's re-runs do not start over.
 func (c *config) slowPath(ctx context.Context) error {
 	started := c.Clock.Now()
-	var err error
-	if c.http, err = c.newHTTPClient(); err != nil {
-		return err
-	}
-	unlock, err := c.lock(ctx)
+	unlock, err := c.connectAndLock(ctx)
 	if err != nil {
 		return err
 	}
@@ -169,6 +165,15 @@ func (c *config) renew(ctx context.Context, e *cache.Entry) error {
 	}
 	c.announce(ne)
 	return c.saveAndWrite(ne)
+}
+
+// connectAndLock prepares the HTTP client and takes the session's lock:
+// the start of every path that may talk to the provider.
+func (c *config) connectAndLock(ctx context.Context) (unlock func(), err error) {
+	if c.http, err = c.newHTTPClient(); err != nil {
+		return nil, err
+	}
+	return c.lock(ctx)
 }
 
 // lock takes the session's lock, telling the person when it has to wait.

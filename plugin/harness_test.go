@@ -89,7 +89,13 @@ type invocation struct {
 // runPlugin runs the plugin binary and waits for it.
 func runPlugin(t testing.TB, ctx context.Context, inv invocation) result {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, pluginBin, inv.args...)
+	return runBinary(t, ctx, pluginBin, inv)
+}
+
+// runBinary runs a program (the plugin, kubectl) and waits for it.
+func runBinary(t testing.TB, ctx context.Context, bin string, inv invocation) result {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, bin, inv.args...)
 	cmd.Env = append(baseEnv(), inv.env...)
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
@@ -111,7 +117,7 @@ func runPlugin(t testing.TB, ctx context.Context, inv invocation) result {
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.exit = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("running the plugin: %v", err)
+		t.Fatalf("running %s: %v", bin, err)
 	}
 	return r
 }

@@ -1,13 +1,10 @@
 package plugin_test
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -65,26 +62,7 @@ func TestClientGoExecAuthenticator(t *testing.T) {
 // kubeconfig; onCode approves a login shown on its stderr.
 func kubectl(t testing.TB, ctx context.Context, bin, kubeconfig string, onCode func(string), args ...string) result {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig=" + kubeconfig}, args...)...)
-	cmd.Env = baseEnv()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &stdout
-	pr, pw := io.Pipe()
-	cmd.Stderr = pw
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); watchCode(pr, &stderr, onCode) }()
-	start := time.Now()
-	err := cmd.Run()
-	pw.Close()
-	wg.Wait()
-	r := result{stdout: stdout.String(), stderr: stderr.String(), took: time.Since(start)}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.exit = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("running %s: %v", bin, err)
-	}
-	return r
+	return runBinary(t, ctx, bin, invocation{args: append([]string{"--kubeconfig=" + kubeconfig}, args...), onCode: onCode})
 }
 
 func kubectlPath(t testing.TB) string {

@@ -221,33 +221,19 @@ func (o *Options) resolve(info ExecInfo) (*config, error) {
 			return nil, fmt.Errorf("--extra-param cannot set %s; use the dedicated flag", name)
 		}
 	}
-	switch c.Token {
-	case "":
-		c.Token = TokenAccess
-	case TokenAccess, TokenID:
-	default:
-		return nil, fmt.Errorf("--token must be access_token or id_token, not %q", Sanitize(c.Token, 40))
-	}
-	switch c.DeviceLogin {
-	case "":
-		c.DeviceLogin = DeviceLoginAuto
-	case DeviceLoginAuto, DeviceLoginAlways, DeviceLoginNever:
-	default:
-		return nil, fmt.Errorf("--device-login must be auto, always or never, not %q", Sanitize(c.DeviceLogin, 40))
-	}
-	switch c.QR {
-	case "":
-		c.QR = QRAuto
-	case QRAuto, QRAlways, QRNever:
-	default:
-		return nil, fmt.Errorf("--qr must be auto, always or never, not %q", Sanitize(c.QR, 40))
-	}
-	switch c.Output {
-	case "":
-		c.Output = OutputJSON
-	case OutputJSON, OutputToken:
-	default:
-		return nil, fmt.Errorf("--output must be json or token, not %q", Sanitize(c.Output, 40))
+	for _, e := range []struct {
+		flag    string
+		v       *string
+		allowed []string // the first is the default
+	}{
+		{"--token", &c.Token, []string{TokenAccess, TokenID}},
+		{"--device-login", &c.DeviceLogin, []string{DeviceLoginAuto, DeviceLoginAlways, DeviceLoginNever}},
+		{"--qr", &c.QR, []string{QRAuto, QRAlways, QRNever}},
+		{"--output", &c.Output, []string{OutputJSON, OutputToken}},
+	} {
+		if err := oneOf(e.flag, e.v, e.allowed); err != nil {
+			return nil, err
+		}
 	}
 	if c.RefreshMargin == 0 {
 		c.RefreshMargin = DefaultRefreshMargin
@@ -276,6 +262,19 @@ func (o *Options) resolve(info ExecInfo) (*config, error) {
 	}.Normalize()
 	c.store = cache.Store{Dir: c.CacheDir}
 	return c, nil
+}
+
+// oneOf sets *v to the first allowed value when empty and checks it is one
+// of them.
+func oneOf(flag string, v *string, allowed []string) error {
+	if *v == "" {
+		*v = allowed[0]
+	}
+	if slices.Contains(allowed, *v) {
+		return nil
+	}
+	last := len(allowed) - 1
+	return fmt.Errorf("%s must be %s or %s, not %q", flag, strings.Join(allowed[:last], ", "), allowed[last], Sanitize(*v, 40))
 }
 
 // DefaultCacheDir is $XDG_CACHE_HOME/kubectl-device-login, or the

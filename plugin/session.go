@@ -25,10 +25,7 @@ func Login(ctx context.Context, o Options, force bool) error {
 	if err != nil {
 		return err
 	}
-	if c.http, err = c.newHTTPClient(); err != nil {
-		return err
-	}
-	unlock, err := c.lock(ctx)
+	unlock, err := c.connectAndLock(ctx)
 	if err != nil {
 		return err
 	}
