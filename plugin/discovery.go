@@ -55,6 +55,11 @@ func (c *config) endpoints(ctx context.Context) (endpoints, error) {
 		if err := checkURL(e.name, e.v); err != nil {
 			return ep, fmt.Errorf("the provider's discovery document is unusable: %v", err)
 		}
+		// url.Parse refuses ASCII controls but lets bidi overrides and
+		// invisible characters through; these URLs are shown on stderr.
+		if Sanitize(e.v, len(e.v)) != e.v {
+			return ep, fmt.Errorf("the provider's discovery document is unusable: its %s holds control or invisible characters", e.name)
+		}
 	}
 	return ep, nil
 }

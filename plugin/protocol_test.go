@@ -625,3 +625,21 @@ func TestAbsurdExpiriesAreHandled(t *testing.T) {
 		})
 	}
 }
+
+func TestClockThatWentBackRenewsTheSession(t *testing.T) {
+	s := newScript(t)
+	s.Token(success("at-new", "rt-new", 3600))
+	clock := newFakeClock()
+	o := s.options(t, clock)
+	o.DeviceLogin = DeviceLoginNever
+	// Issued "tomorrow", valid for years: the clock went back a day.
+	seed(t, o, cache.Entry{TokenEndpoint: s.srv.URL + "/token", AccessToken: "at-old", RefreshToken: "rt-old",
+		IssuedAt: clock.Now().Add(24 * time.Hour), Expiry: clock.Now().Add(5 * 365 * 24 * time.Hour)})
+	r := getToken(t, o)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if tok, _ := r.credential(t); tok != "at-new" || s.Count("token:refresh_token") != 1 {
+		t.Errorf("token %q after %d refreshes; want the session renewed", tok, s.Count("token:refresh_token"))
+	}
+}

@@ -20,6 +20,9 @@ const (
 	unknownLifetime = time.Hour
 	// maxLifetime caps absurd expiries so that every time stays printable.
 	maxLifetime = 366 * 24 * time.Hour
+	// maxClockStep is how far in the future a session's issue time may be
+	// before the clock is taken to have gone back.
+	maxClockStep = 5 * time.Minute
 )
 
 // oauth2Config is the x/oauth2 view of a client. Credentials go in the
@@ -95,7 +98,8 @@ func (c *config) chosen(e *cache.Entry) (token string, expiry time.Time) {
 	if token != "" && expiry.IsZero() {
 		expiry = e.IssuedAt.Add(unknownLifetime)
 	}
-	return token, expiry
+	// The same cap as when saving: a file cannot make a token last longer.
+	return token, capExpiry(expiry, e.IssuedAt)
 }
 
 // margin is the refresh margin for a token issued at issuedAt that expires
@@ -116,7 +120,9 @@ func (c *config) fresh(e *cache.Entry, now time.Time) (token string, credExpiry 
 		return "", time.Time{}, false
 	}
 	refreshAt := expiry.Add(-c.margin(e.IssuedAt, expiry))
-	if !now.Before(refreshAt) {
+	// Tokens "issued" in the future mean the clock went back (or the file
+	// lies): their expiry cannot be trusted, so they are renewed.
+	if !now.Before(refreshAt) || e.IssuedAt.After(now.Add(maxClockStep)) {
 		return token, expiry, false
 	}
 	return token, credentialExpiry(refreshAt, now), true
