@@ -46,5 +46,32 @@ install: build
 	install -d $(PREFIX)
 	install -m 0755 $(BIN) $(PREFIX)/kubectl-device_login
 
+# Release, lint and cross-compilation targets.
+KREW_VERSION      := v0.5.0
+STATICCHECK       := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+DIST_URI_BASE     ?= https://github.com/devicelogin/kubectl-device-login/releases/download
+CROSS_PLATFORMS   := darwin/arm64 windows/amd64
+
+.PHONY: dist lint cross
+
+## dist: reproducible release archives for six platforms, their sha256 files and the krew manifest
+##       (dist/device-login.yaml, copied to krew-manifest.yaml), checked by krew's validator; VERSION=vX.Y.Z
+dist:
+	rm -rf dist
+	$(GO) run ./cmd/device-login-dist -version '$(VERSION)' -commit '$(COMMIT)' -out dist -uri-base '$(DIST_URI_BASE)' -manifest krew-manifest.yaml
+	$(GO) run sigs.k8s.io/krew/cmd/validate-krew-manifest@$(KREW_VERSION) -skip-install -manifest dist/device-login.yaml
+
+## lint: make check, then staticcheck (run from the Go module proxy, not in go.mod)
+lint: check
+	$(GO) run $(STATICCHECK) ./...
+
+## cross: every package and test compiles for macOS and Windows (go build and go vet)
+cross:
+	@set -e; for p in $(CROSS_PLATFORMS); do \
+	  echo "GOOS=$${p%/*} GOARCH=$${p#*/}: go build ./... && go vet ./..."; \
+	  CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build ./...; \
+	  CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) vet ./...; \
+	done
+
 clean:
 	rm -rf bin dist
