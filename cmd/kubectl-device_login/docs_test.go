@@ -10,7 +10,7 @@ import (
 )
 
 // commandRE finds an invocation of the plugin in a line of shell.
-var commandRE = regexp.MustCompile(`(?:kubectl device-login|kubectl-device_login)\s+([a-z-]+)([^)|;&\n]*)`)
+var commandRE = regexp.MustCompile(`(?:kubectl device-login|kubectl-device_login)[ \t]+([a-z-]+)([^)|;&\n]*)`)
 
 // shapes returns, for every invocation of the plugin in text, its
 // subcommand and sorted flag names: what a script must exercise.

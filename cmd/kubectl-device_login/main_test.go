@@ -19,9 +19,9 @@ import (
 // provider (zitadel's op, approving every login at once) and a TLS API
 // endpoint. Read them as documentation.
 func TestMain(m *testing.M) {
-	os.Exit(testscript.RunMain(m, map[string]func() int{
-		"kubectl-device_login": func() int { return run(context.Background(), os.Args[1:], os.Stdout, os.Stderr) },
-	}))
+	testscript.Main(m, map[string]func(){
+		"kubectl-device_login": func() { os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)) },
+	})
 }
 
 func TestScripts(t *testing.T) {

@@ -169,7 +169,7 @@ func (e *zitadelClientEnv) verifyJWT(t *testing.T, token string) map[string]any 
 	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
 		t.Fatalf("jwks: %v", err)
 	}
-	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		t.Fatalf("parse JWT: %v", err)
 	}
