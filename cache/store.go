@@ -192,11 +192,18 @@ func (s Store) Delete(id string) error {
 	return nil
 }
 
-// Listed is one file found by List.
+// Listed is one session found by List (Store's or Keyring's).
 type Listed struct {
-	Path  string
+	// Path is the session file, or the index record of a keyring session.
+	Path string
+	// ID is the file name without its extension: the key's ID when the
+	// file is usable.
+	ID    string
 	Entry *Entry // nil when Err is set
 	Err   error
+	// Record is set for a session kept in the keyring, even when the
+	// keyring could not be read.
+	Record *KeyringRecord
 }
 
 // List reads every entry in the directory, including unusable ones (with
@@ -220,7 +227,7 @@ func (s Store) List() ([]Listed, error) {
 		if err == nil && e.Key.ID()+".json" != name {
 			e, err = nil, &BadFileError{p, "it belongs to another login (its key does not match its name)"}
 		}
-		out = append(out, Listed{Path: p, Entry: e, Err: err})
+		out = append(out, Listed{Path: p, ID: strings.TrimSuffix(name, ".json"), Entry: e, Err: err})
 	}
 	return out, nil
 }

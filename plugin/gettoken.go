@@ -27,6 +27,7 @@ func GetToken(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	c.openSessions(ctx)
 	if e, ok := c.loadFresh(); ok {
 		return c.write(e)
 	}
@@ -39,7 +40,8 @@ type issued struct {
 	expiry time.Time // expirationTimestamp; zero for none
 }
 
-// loadFresh is the cache-hit path: one file read, no lock, no network.
+// loadFresh is the cache-hit path: one file read (or keyring lookup), no
+// lock, no network.
 func (c *config) loadFresh() (issued, bool) {
 	e := c.load()
 	if tok, exp, ok := c.fresh(e, c.Clock.Now()); ok {
@@ -51,7 +53,7 @@ func (c *config) loadFresh() (issued, bool) {
 
 // load reads the session, turning unusable files into a note and a miss.
 func (c *config) load() *cache.Entry {
-	e, err := c.store.Load(c.key)
+	e, err := c.sessions.Load(c.key)
 	var bad *cache.BadFileError
 	switch {
 	case err == nil:
@@ -118,8 +120,12 @@ func (c *config) recentFailure(started time.Time) error {
 		return fmt.Errorf("%s (another kubectl-device-login just tried and failed)", msg)
 	case age < 0 || age >= c.RememberFailure:
 	case f.Parent == os.Getppid() || !c.humanPresent():
-		return fmt.Errorf("%s (this failed %s ago and is not retried for %s; to retry now, run: %s)",
-			msg, humanDuration(age), humanDuration(c.RememberFailure), c.loginCommand())
+		retry := "run: " + c.loginCommand()
+		if c.TokenCache == TokenCacheNone {
+			retry = "run the kubectl command again in a terminal"
+		}
+		return fmt.Errorf("%s (this failed %s ago and is not retried for %s; to retry now, %s)",
+			msg, humanDuration(age), humanDuration(c.RememberFailure), retry)
 	}
 	if err := c.store.ClearFailure(id); err != nil {
 		c.verbosef("%v", err)
@@ -139,7 +145,7 @@ func (c *config) renew(ctx context.Context, e *cache.Entry) error {
 			return c.saveAndWrite(ne)
 		case errors.As(err, &oe):
 			c.notef("the session has ended at the provider (%s); signing in again", Sanitize(oe.Code, 60))
-			if err := c.store.Delete(c.key.ID()); err != nil {
+			if err := c.sessions.Delete(c.key.ID()); err != nil {
 				c.notef("%v", err)
 			}
 		case ctx.Err() != nil:
@@ -177,7 +183,11 @@ func (c *config) connectAndLock(ctx context.Context) (unlock func(), err error) 
 }
 
 // lock takes the session's lock, telling the person when it has to wait.
+// With --token-cache=none there is no shared session to guard, so no lock.
 func (c *config) lock(ctx context.Context) (func(), error) {
+	if c.TokenCache == TokenCacheNone {
+		return func() {}, nil
+	}
 	lctx, cancel := context.WithTimeout(ctx, c.LockTimeout)
 	defer cancel()
 	unlock, err := c.store.Lock(lctx, c.key.ID(), func() {
@@ -199,9 +209,9 @@ func (c *config) lock(ctx context.Context) (func(), error) {
 func (c *config) mayStartDeviceLogin() error {
 	switch {
 	case c.DeviceLogin == DeviceLoginNever:
-		return fmt.Errorf("no valid session for %s and --device-login=never; sign in with: %s", c.key.Issuer, c.loginCommand())
+		return fmt.Errorf("no valid session for %s and --device-login=never; %s", c.key.Issuer, c.signInHint())
 	case c.DeviceLogin == DeviceLoginAuto && !c.humanPresent():
-		return fmt.Errorf("no valid session for %s, and no terminal to show a sign-in code on; sign in with: %s", c.key.Issuer, c.loginCommand())
+		return fmt.Errorf("no valid session for %s, and no terminal to show a sign-in code on; %s", c.key.Issuer, c.signInHint())
 	}
 	return nil
 }
@@ -229,7 +239,7 @@ func (c *config) refresh(ctx context.Context, e *cache.Entry) (*cache.Entry, err
 // that a rotated refresh token is never lost; a failed save is a warning,
 // since the person still gets the token they just obtained.
 func (c *config) saveAndWrite(e *cache.Entry) error {
-	if err := c.store.Save(e); err != nil {
+	if err := c.sessions.Save(e); err != nil {
 		c.notef("could not save the session (%v); the token works now, but you will have to sign in again next time", err)
 	}
 	c.store.ClearFailure(c.key.ID())

@@ -5,6 +5,7 @@ package plugin
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -32,6 +33,18 @@ const (
 	DeviceLoginAuto   = "auto"
 	DeviceLoginAlways = "always"
 	DeviceLoginNever  = "never"
+)
+
+// Where sessions are kept (Options.TokenCache).
+const (
+	// TokenCacheDisk keeps sessions in files in the cache directory.
+	TokenCacheDisk = "disk"
+	// TokenCacheKeyring keeps them in the operating system's keyring, with
+	// a token-free index record in the cache directory; when the keyring
+	// cannot be used they fall back to disk with a warning.
+	TokenCacheKeyring = "keyring"
+	// TokenCacheNone keeps nothing: tokens live in the memory of one run.
+	TokenCacheNone = "none"
 )
 
 // Output formats of get-token (Options.Output).
@@ -77,6 +90,10 @@ type Options struct {
 	InsecureSkipTLSVerify bool
 	// CacheDir holds sessions (default $XDG_CACHE_HOME/kubectl-device-login).
 	CacheDir string
+	// TokenCache is where sessions are kept: TokenCacheDisk (default),
+	// TokenCacheKeyring or TokenCacheNone. The lock and the failure markers
+	// are files in CacheDir whatever it is.
+	TokenCache string
 	// RefreshMargin is how long before expiry a token is refreshed; it is
 	// capped at half the token's lifetime (default DefaultRefreshMargin).
 	RefreshMargin time.Duration
@@ -122,10 +139,15 @@ type Options struct {
 // config is Options resolved and checked.
 type config struct {
 	Options
-	key   cache.Key
+	key cache.Key
+	// store is the cache directory: locks and failure markers, and the
+	// sessions when TokenCache is disk.
 	store cache.Store
-	http  *http.Client
-	exec  ExecInfo
+	// sessions is where sessions are read and written (set by
+	// openSessions).
+	sessions cache.Sessions
+	http     *http.Client
+	exec     ExecInfo
 	// status is the countdown line shown on a terminal, if any.
 	status string
 	// lastPlain is when the last plain waiting line was written.
@@ -230,6 +252,7 @@ func (o *Options) resolve(info ExecInfo) (*config, error) {
 		{"--device-login", &c.DeviceLogin, []string{DeviceLoginAuto, DeviceLoginAlways, DeviceLoginNever}},
 		{"--qr", &c.QR, []string{QRAuto, QRAlways, QRNever}},
 		{"--output", &c.Output, []string{OutputJSON, OutputToken}},
+		{"--token-cache", &c.TokenCache, []string{TokenCacheDisk, TokenCacheKeyring, TokenCacheNone}},
 	} {
 		if err := oneOf(e.flag, e.v, e.allowed); err != nil {
 			return nil, err
@@ -261,7 +284,35 @@ func (o *Options) resolve(info ExecInfo) (*config, error) {
 		Token:       c.Token,
 	}.Normalize()
 	c.store = cache.Store{Dir: c.CacheDir}
+	c.openSessions(context.Background())
 	return c, nil
+}
+
+// openSessions picks the session storage of --token-cache. ctx ends a
+// wait for the keyring; resolve opens them with a background context, and
+// commands open them again with theirs.
+func (c *config) openSessions(ctx context.Context) {
+	switch c.TokenCache {
+	case TokenCacheKeyring:
+		c.sessions = c.keyring(ctx)
+	case TokenCacheNone:
+		c.sessions = cache.None{}
+	default:
+		c.sessions = c.store
+	}
+}
+
+// keyring is the keyring storage of this cache directory. Creating it
+// touches nothing; only its methods reach the keyring.
+func (c *config) keyring(ctx context.Context) *cache.Keyring {
+	return &cache.Keyring{
+		Disk:    c.store,
+		Context: ctx,
+		Warn: func(path string, reason error) {
+			c.notef("warning: the keyring cannot be used: %v; the session is saved in %s (readable only by you) instead. To keep sessions in the keyring, unlock it or start a Secret Service; to keep them on disk without this warning, use --token-cache=disk", reason, path)
+		},
+		Note: func(msg string) { c.verbosef("%s", msg) },
+	}
 }
 
 // oneOf sets *v to the first allowed value when empty and checks it is one
@@ -315,6 +366,15 @@ func (c *config) humanPresent() bool {
 	return c.exec.Interactive || c.StderrIsTerminal
 }
 
+// signInHint tells a person how to get a session when get-token cannot
+// start a device login.
+func (c *config) signInHint() string {
+	if c.TokenCache == TokenCacheNone {
+		return "--token-cache=none keeps no session between runs, so run kubectl in a terminal, or choose --token-cache=disk or keyring and sign in ahead with kubectl device-login login"
+	}
+	return "sign in with: " + c.loginCommand()
+}
+
 // loginCommand is the command a person can run in a terminal to sign in
 // with these options. It never includes the client secret.
 func (c *config) loginCommand() string {
@@ -332,6 +392,9 @@ func (c *config) loginCommand() string {
 	}
 	if c.Options.CacheDir != "" && c.Options.CacheDir != DefaultCacheDir() {
 		args = append(args, "--cache-dir="+c.Options.CacheDir)
+	}
+	if c.TokenCache == TokenCacheKeyring {
+		args = append(args, "--token-cache="+c.TokenCache)
 	}
 	for i, a := range args {
 		args[i] = shellQuote(a)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -25,14 +24,22 @@ func Login(ctx context.Context, o Options, force bool) error {
 	if err != nil {
 		return err
 	}
+	if c.TokenCache == TokenCacheNone {
+		return fmt.Errorf("login with --token-cache=none would keep nothing for kubectl to use; with none, kubectl's own get-token signs in on every run, so leave out login, or choose --token-cache=disk or keyring")
+	}
+	c.openSessions(ctx)
 	unlock, err := c.connectAndLock(ctx)
 	if err != nil {
 		return err
 	}
 	defer unlock()
 	if force {
-		if err := c.store.Delete(c.key.ID()); err != nil {
-			return err
+		if err := c.sessions.Delete(c.key.ID()); err != nil {
+			if c.TokenCache != TokenCacheKeyring {
+				return err
+			}
+			// The new session will be the newer one wherever it is saved.
+			c.verbosef("%v", err)
 		}
 	} else if e := c.load(); e != nil {
 		if _, _, ok := c.fresh(e, c.Clock.Now()); ok {
@@ -50,7 +57,7 @@ func Login(ctx context.Context, o Options, force bool) error {
 	if err := c.store.ClearFailure(c.key.ID()); err != nil {
 		c.verbosef("%v", err)
 	}
-	if err := c.store.Save(e); err != nil {
+	if err := c.sessions.Save(e); err != nil {
 		return fmt.Errorf("signed in, but could not save the session: %v", err)
 	}
 	return nil
@@ -58,7 +65,9 @@ func Login(ctx context.Context, o Options, force bool) error {
 
 // Logout deletes the session for these options and revokes its refresh
 // token at the provider when the provider has a revocation endpoint. A
-// provider that cannot be reached does not stop the logout.
+// provider that cannot be reached does not stop the logout. The session
+// is looked for on disk, and in the keyring when --token-cache=keyring or
+// when the cache directory holds its keyring index record.
 func Logout(ctx context.Context, o Options) error {
 	c, err := o.resolve(ExecInfo{APIVersion: APIVersionV1})
 	if err != nil {
@@ -67,26 +76,49 @@ func Logout(ctx context.Context, o Options) error {
 	if c.http, err = c.newHTTPClient(); err != nil {
 		return err
 	}
-	path := c.store.Path(c.key.ID())
-	e, loadErr := c.store.Load(c.key)
-	if errors.Is(loadErr, cache.ErrNotFound) {
-		c.store.ClearFailure(c.key.ID())
+	id := c.key.ID()
+	l := cache.Listed{Path: c.store.Path(id), ID: id}
+	var from cache.Sessions = c.store
+	if kr := c.keyring(ctx); c.TokenCache == TokenCacheKeyring || kr.HasRecord(id) {
+		from = kr
+		if kr.HasRecord(id) {
+			l.Path, l.Record = kr.RecordPath(id), &cache.KeyringRecord{Key: c.key}
+		}
+	}
+	e, loadErr := from.Load(c.key)
+	var bad *cache.BadKeyringEntryError
+	if errors.Is(loadErr, cache.ErrNotFound) && l.Record == nil && !errors.As(loadErr, &bad) {
+		c.store.ClearFailure(id)
 		fmt.Fprintf(c.Stderr, "No session for %s (client %s) in %s; nothing to do.\n", c.key.Issuer, c.key.ClientID, c.store.Dir)
 		return nil
 	}
-	return c.logout(ctx, path, e)
+	l.Entry = e
+	return c.logout(ctx, l, from)
 }
 
-// LogoutAll deletes every session in the cache directory, revoking each
-// refresh token at its provider. Only o.CacheDir, o.ClientSecret and the
-// transport options are used.
+// LogoutAll deletes every session in the cache directory, on disk and in
+// the keyring (those with an index record), revoking each refresh token at
+// its provider. Only o.CacheDir, o.ClientSecret, o.TokenCache and the
+// transport options are used. With --token-cache=keyring, or when keyring
+// sessions were found, every keyring item of the cache directory is
+// removed at the end, including any an interrupted save left behind.
 func LogoutAll(ctx context.Context, o Options) error {
-	base := o.sessionConfig()
+	base, err := o.sessionConfig()
+	if err != nil {
+		return err
+	}
+	kr := base.keyring(ctx)
 	list, err := base.store.List()
 	if err != nil {
 		return err
 	}
-	if len(list) == 0 {
+	klist, err := kr.List()
+	if err != nil {
+		return err
+	}
+	sweep := base.TokenCache == TokenCacheKeyring || len(klist) > 0
+	list = append(list, klist...)
+	if len(list) == 0 && !sweep {
 		fmt.Fprintf(base.Stderr, "No sessions in %s; nothing to do.\n", base.store.Dir)
 		return nil
 	}
@@ -106,9 +138,21 @@ func LogoutAll(ctx context.Context, o Options) error {
 				return err
 			}
 		}
-		if err := c.logout(ctx, l.Path, l.Entry); err != nil {
+		var from cache.Sessions = c.store
+		if l.Record != nil {
+			from = kr
+		}
+		if err := c.logout(ctx, l, from); err != nil {
 			failed = append(failed, err.Error())
 		}
+	}
+	if sweep && len(failed) == 0 {
+		if err := kr.DeleteAll(); err != nil {
+			failed = append(failed, fmt.Sprintf("could not clear this cache directory's keyring items: %v", err))
+		}
+	}
+	if len(list) == 0 && len(failed) == 0 {
+		fmt.Fprintf(base.Stderr, "No sessions in %s; nothing to do.\n", base.store.Dir)
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("%s", strings.Join(failed, "; "))
@@ -116,33 +160,47 @@ func LogoutAll(ctx context.Context, o Options) error {
 	return nil
 }
 
-// logout revokes (when e is usable) and deletes one session file, under
-// the session's lock so that no refresh saves it again meanwhile.
-func (c *config) logout(ctx context.Context, path string, e *cache.Entry) error {
-	id := strings.TrimSuffix(path[strings.LastIndexAny(path, `/\`)+1:], ".json")
-	unlock, err := c.store.Lock(ctx, id, func() {
+// logout revokes (when l.Entry is usable) and deletes one session from
+// where it is kept, under the session's lock so that no refresh saves it
+// again meanwhile.
+func (c *config) logout(ctx context.Context, l cache.Listed, from cache.Sessions) error {
+	unlock, err := c.store.Lock(ctx, l.ID, func() {
 		c.notef("waiting for another kubectl-device-login to finish with this session")
 	})
 	if err != nil {
-		return fmt.Errorf("cannot lock the session in %s: %v", path, err)
+		return fmt.Errorf("cannot lock the session in %s: %v", l.Path, err)
 	}
 	defer unlock()
+	e := l.Entry
 	if e != nil {
-		who := Who(e.IDToken)
 		switch revoked, err := c.revoke(ctx, e); {
 		case err != nil:
 			c.notef("could not revoke the session at %s (%v); it is deleted here, but the provider may keep it until it expires", e.Key.Issuer, err)
 		case !revoked:
 			c.verbosef("%s offers no revocation endpoint; the session is deleted here only", e.Key.Issuer)
 		}
-		fmt.Fprintf(c.Stderr, "Signed out %s from %s (client %s).\n", who, e.Key.Issuer, e.Key.ClientID)
-	} else {
-		fmt.Fprintf(c.Stderr, "Deleted the unusable session file %s.\n", path)
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("cannot delete %s: %v", path, describeErr(err))
+	what := "the session in " + l.Path
+	if l.Record != nil && l.Record.Key.Issuer != "" {
+		what = fmt.Sprintf("%s (client %s)", l.Record.Key.Issuer, l.Record.Key.ClientID)
 	}
-	c.store.ClearFailure(id)
+	if err := from.Delete(l.ID); err != nil {
+		if l.Record != nil {
+			return fmt.Errorf("could not sign out of %s: %v; its index record %s is kept, so run logout again once the keyring can be used", what, err, l.Path)
+		}
+		return err
+	}
+	switch {
+	case e != nil:
+		fmt.Fprintf(c.Stderr, "Signed out %s from %s (client %s).\n", Who(e.IDToken), e.Key.Issuer, e.Key.ClientID)
+	case l.Record != nil && l.Record.Key.Issuer == "":
+		fmt.Fprintf(c.Stderr, "Deleted the unusable index record %s and the keyring items under its name.\n", l.Path)
+	case l.Record != nil:
+		fmt.Fprintf(c.Stderr, "Deleted the unusable keyring session of %s and its index record.\n", what)
+	default:
+		fmt.Fprintf(c.Stderr, "Deleted the unusable session file %s.\n", l.Path)
+	}
+	c.store.ClearFailure(l.ID)
 	return nil
 }
 
@@ -200,8 +258,11 @@ func (c *config) revoke(ctx context.Context, e *cache.Entry) (bool, error) {
 
 // sessionConfig is a config for commands that work on the cache directory
 // without a login identity (status, logout --all).
-func (o *Options) sessionConfig() *config {
+func (o *Options) sessionConfig() (*config, error) {
 	c := &config{Options: *o}
+	if err := oneOf("--token-cache", &c.TokenCache, []string{TokenCacheDisk, TokenCacheKeyring, TokenCacheNone}); err != nil {
+		return nil, err
+	}
 	if c.Clock == nil {
 		c.Clock = RealClock{}
 	}
@@ -221,12 +282,16 @@ func (o *Options) sessionConfig() *config {
 		c.RequestTimeout = DefaultRequestTimeout
 	}
 	c.store = cache.Store{Dir: c.CacheDir}
-	return c
+	return c, nil
 }
 
 // SessionInfo describes one cached session without any of its tokens.
 type SessionInfo struct {
-	File        string     `json:"file"`
+	// File is the session file, or for a session in the keyring its
+	// token-free index record.
+	File string `json:"file"`
+	// Storage is "disk" or "keyring".
+	Storage     string     `json:"storage"`
 	Issuer      string     `json:"issuer,omitempty"`
 	ClientID    string     `json:"clientID,omitempty"`
 	Scopes      []string   `json:"scopes,omitempty"`
@@ -242,11 +307,17 @@ type SessionInfo struct {
 	Problem     string     `json:"problem,omitempty"`
 }
 
-// Status lists the sessions in the cache directory and writes them to
-// o.Stdout as text or, with format "json", as a JSON array. It never
-// prints a token.
+// Status lists the sessions in the cache directory, on disk and in the
+// keyring (through their index records), and writes them to o.Stdout as
+// text or, with format "json", as a JSON array. It never prints a token.
+// The keyring is read only when the directory holds index records; with
+// --token-cache=keyring the text also says whether the keyring can be used
+// now.
 func Status(o Options, format string) error {
-	c := o.sessionConfig()
+	c, err := o.sessionConfig()
+	if err != nil {
+		return err
+	}
 	if format != "" && format != "text" && format != "json" {
 		return fmt.Errorf("--output must be text or json, not %q", Sanitize(format, 40))
 	}
@@ -257,16 +328,34 @@ func Status(o Options, format string) error {
 	if err != nil {
 		return err
 	}
+	kr := c.keyring(context.Background())
+	klist, err := kr.List()
+	if err != nil {
+		return err
+	}
+	list = append(list, klist...)
 	now := c.Clock.Now()
 	infos := make([]SessionInfo, 0, len(list))
 	for _, l := range list {
-		si := SessionInfo{File: l.Path}
+		si := SessionInfo{File: l.Path, Storage: TokenCacheDisk}
+		if l.Record != nil {
+			si.Storage = TokenCacheKeyring
+		}
 		if l.Err != nil {
 			var bad *cache.BadFileError
-			if errors.As(l.Err, &bad) {
+			var badKeyring *cache.BadKeyringEntryError
+			switch {
+			case errors.As(l.Err, &bad):
 				si.Problem = bad.Reason
-			} else {
+			case errors.As(l.Err, &badKeyring):
+				si.Problem = badKeyring.Reason
+			default:
 				si.Problem = l.Err.Error()
+			}
+			if r := l.Record; r != nil {
+				k := r.Key
+				si.Issuer, si.ClientID, si.Scopes, si.ExtraParams, si.Token = k.Issuer, k.ClientID, k.Scopes, k.ExtraParams, k.Token
+				si.Refreshable = r.Refreshable
 			}
 			infos = append(infos, si)
 			continue
@@ -296,7 +385,18 @@ func Status(o Options, format string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(infos)
 	}
-	return writeStatusText(c.Stdout, infos, c.store.Dir, now)
+	if err := writeStatusText(c.Stdout, infos, c.store.Dir, now); err != nil {
+		return err
+	}
+	if c.TokenCache == TokenCacheKeyring {
+		if err := kr.Check(); err != nil {
+			_, err = fmt.Fprintf(c.Stdout, "\nKeyring: cannot be used now (%v); new sessions go to %s instead.\n", err, c.store.Dir)
+			return err
+		}
+		_, err := fmt.Fprintf(c.Stdout, "\nKeyring: usable (service %q).\n", kr.Service())
+		return err
+	}
+	return nil
 }
 
 func writeStatusText(w io.Writer, infos []SessionInfo, dir string, now time.Time) error {
@@ -309,7 +409,7 @@ func writeStatusText(w io.Writer, infos []SessionInfo, dir string, now time.Time
 		if i > 0 {
 			fmt.Fprintln(tw)
 		}
-		if si.Problem != "" {
+		if si.Problem != "" && si.Issuer == "" {
 			fmt.Fprintf(tw, "unusable file\t%s\n  problem:\t%s\n", si.File, si.Problem)
 			continue
 		}
@@ -329,6 +429,7 @@ func writeStatusText(w io.Writer, infos []SessionInfo, dir string, now time.Time
 			fmt.Fprintf(tw, "  extra params:\t%s\n", strings.Join(si.ExtraParams, " "))
 		}
 		switch {
+		case si.Problem != "":
 		case si.Expiry == nil:
 			fmt.Fprintf(tw, "  %s:\tnone cached\n", si.Token)
 		case si.Valid:
@@ -344,7 +445,14 @@ func writeStatusText(w io.Writer, infos []SessionInfo, dir string, now time.Time
 		if si.LastFailure != "" {
 			fmt.Fprintf(tw, "  last failure:\t%s\n", si.LastFailure)
 		}
-		fmt.Fprintf(tw, "  file:\t%s\n", si.File)
+		if si.Problem != "" {
+			fmt.Fprintf(tw, "  problem:\t%s\n", si.Problem)
+		}
+		if si.Storage == TokenCacheKeyring {
+			fmt.Fprintf(tw, "  stored:\tin the keyring (index record %s)\n", si.File)
+		} else {
+			fmt.Fprintf(tw, "  file:\t%s\n", si.File)
+		}
 	}
 	return tw.Flush()
 }

@@ -194,6 +194,7 @@ func transportFlags(fs *pflag.FlagSet, o *plugin.Options) {
 
 func cacheFlag(fs *pflag.FlagSet, o *plugin.Options) {
 	fs.StringVar(&o.CacheDir, "cache-dir", "", "directory for sessions (default "+plugin.DefaultCacheDir()+")")
+	fs.StringVar(&o.TokenCache, "token-cache", plugin.TokenCacheDisk, "where sessions are kept: disk (files in the cache directory), keyring (the OS keychain; disk with a warning when it cannot be used), none (nothing kept: a sign-in on every run)")
 }
 
 // signInFlags shape the sign-in itself.
@@ -290,10 +291,12 @@ func runLogout(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) error 
 	return plugin.Logout(ctx, v.o)
 }
 
-const statusUsage = `Usage: kubectl device-login status [-o json] [--cache-dir=DIR]
+const statusUsage = `Usage: kubectl device-login status [-o json] [--cache-dir=DIR] [--token-cache=keyring]
 
-Lists the cached sessions: issuer, client, scopes, who is signed in, until
-when, whether a refresh token is held, and the file. Never prints a token.
+Lists the cached sessions, on disk and in the keyring: issuer, client,
+scopes, who is signed in, until when, whether a refresh token is held, and
+where. Never prints a token. With --token-cache=keyring it also says
+whether the keyring can be used now.
 `
 
 func statusFlags(fs *pflag.FlagSet, v *values) {
@@ -344,7 +347,7 @@ func storedBySetup(name string) bool {
 	switch name {
 	case "issuer-url", "client-id", "client-secret", "scope", "extra-param", "token",
 		"device-authorization-endpoint", "token-endpoint", "certificate-authority",
-		"insecure-skip-tls-verify", "request-timeout", "cache-dir", "verbose",
+		"insecure-skip-tls-verify", "request-timeout", "cache-dir", "token-cache", "verbose",
 		"qr", "open-browser", "refresh-margin":
 		return true
 	}
