@@ -239,3 +239,36 @@ func TestLockExcludesAndReportsWaiting(t *testing.T) {
 		t.Fatal("the lock was not handed over after unlock")
 	}
 }
+
+func TestSpillingKeepsTheSessionWhenThePrimaryCannotSave(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("unix modes")
+	}
+	base := t.TempDir()
+	primary := Store{Dir: filepath.Join(base, "primary")}
+	if err := primary.Save(entry()); err != nil {
+		t.Fatal(err)
+	}
+	// A file where the primary's temporary files would go makes every
+	// save fail, even for root.
+	blocked := Store{Dir: filepath.Join(primary.Dir, testKey().ID()+".json", "x")}
+	spare := Store{Dir: filepath.Join(base, "spare")}
+	var spilled error
+	s := Spilling{Primary: blocked, Spare: spare, OnSpill: func(err error) { spilled = err }}
+	e := entry()
+	e.AccessToken, e.IssuedAt = "newer", e.IssuedAt.Add(time.Minute)
+	if err := s.Save(e); err != nil || spilled == nil {
+		t.Fatalf("Save = %v, spilled %v", err, spilled)
+	}
+	both := Spilling{Primary: primary, Spare: spare}
+	if got, err := both.Load(testKey()); err != nil || got.AccessToken != "newer" {
+		t.Fatalf("Load = %+v, %v; want the newer spare copy", got, err)
+	}
+	// Once the primary takes a save again, the spare copy goes.
+	if err := both.Save(e); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := spare.Load(testKey()); !errors.Is(err, ErrNotFound) {
+		t.Errorf("spare copy kept after a primary save: %v", err)
+	}
+}

@@ -43,7 +43,7 @@ type issued struct {
 // loadFresh is the cache-hit path: one file read (or keyring lookup), no
 // lock, no network.
 func (c *config) loadFresh() (issued, bool) {
-	e := c.load()
+	e := c.load(c.hits)
 	if tok, exp, ok := c.fresh(e, c.Clock.Now()); ok {
 		c.verbosef("using the cached token (refresh due at %s)", exp.Local().Format(time.TimeOnly))
 		return issued{tok, exp}, true
@@ -51,9 +51,10 @@ func (c *config) loadFresh() (issued, bool) {
 	return issued{}, false
 }
 
-// load reads the session, turning unusable files into a note and a miss.
-func (c *config) load() *cache.Entry {
-	e, err := c.sessions.Load(c.key)
+// load reads the session from s, turning unusable files into a note and a
+// miss.
+func (c *config) load(s cache.Sessions) *cache.Entry {
+	e, err := s.Load(c.key)
 	var bad *cache.BadFileError
 	switch {
 	case err == nil:
@@ -77,7 +78,7 @@ func (c *config) slowPath(ctx context.Context) error {
 	}
 	defer unlock()
 
-	e := c.load()
+	e := c.load(c.sessions)
 	if tok, exp, ok := c.fresh(e, c.Clock.Now()); ok {
 		c.verbosef("another process renewed the session meanwhile")
 		return c.write(issued{tok, exp})

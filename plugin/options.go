@@ -144,10 +144,11 @@ type config struct {
 	// sessions when TokenCache is disk.
 	store cache.Store
 	// sessions is where sessions are read and written (set by
-	// openSessions).
-	sessions cache.Sessions
-	http     *http.Client
-	exec     ExecInfo
+	// openSessions); hits is what the cache-hit path reads, the same
+	// storage without the spare directory a read-only cache spills into.
+	sessions, hits cache.Sessions
+	http           *http.Client
+	exec           ExecInfo
 	// status is the countdown line shown on a terminal, if any.
 	status string
 	// lastPlain is when the last plain waiting line was written.
@@ -298,8 +299,16 @@ func (c *config) openSessions(ctx context.Context) {
 	case TokenCacheNone:
 		c.sessions = cache.None{}
 	default:
-		c.sessions = c.store
+		spare := c.store.Spare()
+		c.sessions = cache.Spilling{Primary: c.store, Spare: spare, OnSpill: func(err error) {
+			c.notef("could not save the session in the cache directory (%v); it is kept in %s until the cache directory can be written", err, spare.Dir)
+		}}
+		// A spilled session is found after the lock, on the slow path,
+		// so that cache hits read one file.
+		c.hits = c.store
+		return
 	}
+	c.hits = c.sessions
 }
 
 // keyring is the keyring storage of this cache directory. Creating it

@@ -41,7 +41,7 @@ func Login(ctx context.Context, o Options, force bool) error {
 			// The new session will be the newer one wherever it is saved.
 			c.verbosef("%v", err)
 		}
-	} else if e := c.load(); e != nil {
+	} else if e := c.load(c.sessions); e != nil {
 		if _, _, ok := c.fresh(e, c.Clock.Now()); ok {
 			_, exp := c.chosen(e)
 			fmt.Fprintf(c.Stderr, "Already signed in as %s; the token is valid until %s. Use --force to sign in again.\n",
