@@ -10,7 +10,7 @@ NODE_DIR    := plugin/providertest/testdata/oidc-provider
 NODE_READY  := $(NODE_DIR)/node_modules/.package-lock.json
 PREFIX      ?= $(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)
 
-.PHONY: all build demo test check node-deps kube-servers install clean
+.PHONY: all build demo test check node-deps kube-servers stress krew-test install clean
 
 all: build
 
@@ -40,6 +40,14 @@ check:
 ## test: every test, against the real providers, client-go and kubectl
 test: build node-deps kube-servers check
 	DEVICE_LOGIN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m ./...
+
+## stress: 50/20-process stampedes, 100 cache hits under a held lock, a read-only cache (root), 200 SIGKILLs during cache writes
+stress: build node-deps
+	DEVICE_LOGIN_STRESS=1 DEVICE_LOGIN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 10m -run 'Stampede|CacheHitsDoNotWait|ReadOnlyCache|KillDuringSave' ./plugin/ ./cache/
+
+## krew-test: install the dist archives with a krew built from the module proxy, and sign in through it
+krew-test: build node-deps
+	DEVICE_LOGIN_KREW=1 DEVICE_LOGIN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m -run '^TestKrew$$' ./plugin/
 
 ## install: the plugin onto PATH as kubectl-device_login (PREFIX=$(PREFIX))
 install: build

@@ -42,7 +42,7 @@ func kubeloginFlags() map[string]kubeloginFlag {
 		"oidc-use-access-token":          {false, func(string) []string { return nil }, ""},
 		"certificate-authority-data":     {true, nil, "give the CA as a file with --certificate-authority"},
 		"token-cache-dir":                {true, nil, "sessions are kept in this plugin's own cache"},
-		"token-cache-storage":            {true, nil, "sessions are kept in this plugin's own cache"},
+		"token-cache-storage":            {true, same("token-cache"), ""},
 		"grant-type":                     {true, nil, "this plugin always uses the device flow"},
 		"listen-address":                 {true, nil, "a device login needs no local redirect server"},
 		"oidc-redirect-url":              {true, nil, "a device login needs no redirect"},

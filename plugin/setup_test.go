@@ -141,7 +141,7 @@ func TestSetupFromKubelogin(t *testing.T) {
 		{"config", "set-credentials", "oidc", "--exec-api-version=client.authentication.k8s.io/v1beta1", "--exec-command=kubectl",
 			"--exec-arg=oidc-login", "--exec-arg=get-token", "--exec-arg=--oidc-issuer-url=https://auth.example.com",
 			"--exec-arg=--oidc-client-id=kubernetes", `--exec-arg="--oidc-extra-scope=email,groups"`, "--exec-arg=--listen-address",
-			"--exec-arg=127.0.0.1:8000", "--exec-arg=--certificate-authority=/etc/ca.pem", "--exec-arg=--grant-type=authcode",
+			"--exec-arg=127.0.0.1:8000", "--exec-arg=--certificate-authority=/etc/ca.pem", "--exec-arg=--grant-type=authcode", "--exec-arg=--token-cache-storage=keyring",
 			"--exec-env=HTTPS_PROXY=http://proxy:3128"},
 		{"config", "set-credentials", "static", "--token=abc"},
 	} {
@@ -160,7 +160,7 @@ func TestSetupFromKubelogin(t *testing.T) {
 	}
 	exec := viewUser(t, kc, "oidc")
 	got, _ := json.Marshal(exec["args"])
-	want := `["get-token","--scope=openid","--scope=offline_access","--scope=email","--scope=groups","--token=id_token","--issuer-url=https://auth.example.com","--client-id=kubernetes","--certificate-authority=/etc/ca.pem"]`
+	want := `["get-token","--scope=openid","--scope=offline_access","--scope=email","--scope=groups","--token=id_token","--issuer-url=https://auth.example.com","--client-id=kubernetes","--certificate-authority=/etc/ca.pem","--token-cache=keyring"]`
 	if string(got) != want || exec["command"] != "kubectl-device_login" || exec["interactiveMode"] != "Never" || exec["installHint"] != plugin.InstallHint {
 		t.Errorf("converted entry: args %s, exec %v", got, exec)
 	}
