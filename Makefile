@@ -10,7 +10,7 @@ NODE_DIR    := plugin/providertest/testdata/oidc-provider
 NODE_READY  := $(NODE_DIR)/node_modules/.package-lock.json
 PREFIX      ?= $(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)
 
-.PHONY: all build demo test check node-deps kube-servers stress krew-test install clean
+.PHONY: all build demo test check node-deps kube-servers stress krew-test bench bench-quick install clean
 
 all: build
 
@@ -48,6 +48,15 @@ stress: build node-deps
 ## krew-test: install the dist archives with a krew built from the module proxy, and sign in through it
 krew-test: build node-deps
 	DEVICE_LOGIN_KREW=1 DEVICE_LOGIN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m -run '^TestKrew$$' ./plugin/
+
+## bench: cache hit against two floors, peak RSS, size, refresh, stampedes, hit storm, login moment, system calls,
+##        allocations; a table with the goals and bin/bench/results.json (needs hyperfine, strace and GNU time)
+bench: build node-deps
+	$(GO) run ./cmd/device-login-bench -plugin $(BIN) -out bin/bench
+
+## bench-quick: the same with few runs, so that the benchmark cannot rot (CI); its timings are rough
+bench-quick: build node-deps
+	$(GO) run ./cmd/device-login-bench -plugin $(BIN) -out bin/bench -quick
 
 ## install: the plugin onto PATH as kubectl-device_login (PREFIX=$(PREFIX))
 install: build
