@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -76,6 +77,7 @@ func (s Store) Path(id string) string {
 // a *BadFileError when the file is unsafe, corrupt, or belongs to another
 // key or format.
 func (s Store) Load(k Key) (*Entry, error) {
+	k = k.Normalize()
 	return s.load(s.Path(k.ID()), &k)
 }
 
@@ -104,18 +106,27 @@ func (s Store) load(path string, want *Key) (*Entry, error) {
 	if reason := unsafeFile(st); reason != "" {
 		return nil, &BadFileError{path, reason}
 	}
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
+	// Sized from the file: one read instead of io.ReadAll's growing ones.
+	buf := bytes.NewBuffer(make([]byte, 0, min(st.Size(), maxFileSize)+bytes.MinRead))
+	if _, err := buf.ReadFrom(io.LimitReader(f, maxFileSize+1)); err != nil {
 		return nil, &BadFileError{path, "cannot read it: " + describe(err)}
 	}
-	e, reason := Decode(data)
-	if reason == "" && want != nil && e.Key.ID() != want.ID() {
+	e, reason := Decode(buf.Bytes())
+	// The key stored in the file must be the one its name was derived
+	// from; comparing the normalized keys says so without hashing again.
+	if reason == "" && want != nil && !sameKey(e.Key.Normalize(), *want) {
 		reason = "it belongs to another login (its key does not match its name)"
 	}
 	if reason != "" {
 		return nil, &BadFileError{path, reason}
 	}
 	return e, nil
+}
+
+// sameKey reports whether two normalized keys are equal.
+func sameKey(a, b Key) bool {
+	return a.Issuer == b.Issuer && a.ClientID == b.ClientID && a.Token == b.Token &&
+		slices.Equal(a.Scopes, b.Scopes) && slices.Equal(a.ExtraParams, b.ExtraParams)
 }
 
 // Decode parses the contents of a cache file. When the data is not a

@@ -45,7 +45,11 @@ type issued struct {
 func (c *config) loadFresh() (issued, bool) {
 	e := c.load(c.hits)
 	if tok, exp, ok := c.fresh(e, c.Clock.Now()); ok {
-		c.verbosef("using the cached token (refresh due at %s)", exp.Local().Format(time.TimeOnly))
+		if c.Verbose {
+			// Formatting in local time reads the time zone database: not
+			// worth it on every hit when nothing is printed.
+			c.verbosef("using the cached token (refresh due at %s)", exp.Local().Format(time.TimeOnly))
+		}
 		return issued{tok, exp}, true
 	}
 	return issued{}, false

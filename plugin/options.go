@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/adrg/xdg"
@@ -299,9 +300,9 @@ func (c *config) openSessions(ctx context.Context) {
 	case TokenCacheNone:
 		c.sessions = cache.None{}
 	default:
-		spare := c.store.Spare()
+		spare := &spareStore{of: c.store}
 		c.sessions = cache.Spilling{Primary: c.store, Spare: spare, OnSpill: func(err error) {
-			c.notef("could not save the session in the cache directory (%v); it is kept in %s until the cache directory can be written", err, spare.Dir)
+			c.notef("could not save the session in the cache directory (%v); it is kept in %s until the cache directory can be written", err, spare.get().Dir)
 		}}
 		// A spilled session is found after the lock, on the slow path,
 		// so that cache hits read one file.
@@ -310,6 +311,24 @@ func (c *config) openSessions(ctx context.Context) {
 	}
 	c.hits = c.sessions
 }
+
+// spareStore is the cache directory's spare (cache.Store.Spare), named
+// only when first used: naming it hashes the directory and asks for the
+// user ID, which cache hits, reading the cache directory alone, never need.
+type spareStore struct {
+	of    cache.Store
+	once  sync.Once
+	spare cache.Store
+}
+
+func (s *spareStore) get() cache.Store {
+	s.once.Do(func() { s.spare = s.of.Spare() })
+	return s.spare
+}
+
+func (s *spareStore) Load(k cache.Key) (*cache.Entry, error) { return s.get().Load(k) }
+func (s *spareStore) Save(e *cache.Entry) error              { return s.get().Save(e) }
+func (s *spareStore) Delete(id string) error                 { return s.get().Delete(id) }
 
 // keyring is the keyring storage of this cache directory. Creating it
 // touches nothing; only its methods reach the keyring.
@@ -338,8 +357,8 @@ func oneOf(flag string, v *string, allowed []string) error {
 }
 
 // DefaultCacheDir is $XDG_CACHE_HOME/kubectl-device-login, or the
-// platform's equivalent (~/Library/Caches on macOS, %LOCALAPPDATA% on
-// Windows).
+// platform's equivalent (~/Library/Caches on macOS, %LOCALAPPDATA%\cache on
+// Windows), as github.com/adrg/xdg finds it.
 func DefaultCacheDir() string {
 	return filepath.Join(xdg.CacheHome, "kubectl-device-login")
 }

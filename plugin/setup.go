@@ -250,15 +250,14 @@ func (so *SetupOptions) userInstallHint(ctx context.Context, user string) (strin
 	return "", fmt.Errorf("user %q not found", user)
 }
 
-var (
-	yamlNameRE = regexp.MustCompile(`^- name: (.*)$`)
-	yamlKeyRE  = regexp.MustCompile(`^( *)([A-Za-z]+):`)
-)
-
 // insertInstallHint adds or replaces installHint in the exec block of user
 // in a kubeconfig as kubectl writes it (two-space indentation, keys in
 // alphabetical order). It reports false when the block is not found.
 func insertInstallHint(data []byte, user, hint string) ([]byte, bool) {
+	// Compiled here, not at package level: every get-token would pay for
+	// them at start-up.
+	yamlNameRE := regexp.MustCompile(`^- name: (.*)$`)
+	yamlKeyRE := regexp.MustCompile(`^( *)([A-Za-z]+):`)
 	lines := strings.Split(string(data), "\n")
 	quoted, _ := json.Marshal(hint) // a JSON string is a YAML double-quoted scalar
 	inUsers := false
