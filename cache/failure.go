@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -40,15 +39,7 @@ func (s Store) RecordFailure(id string, f Failure) error {
 // LastFailure returns the remembered failure, or nil when there is none or
 // it cannot be read.
 func (s Store) LastFailure(id string) *Failure {
-	f, err := os.Open(s.failurePath(id))
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() || unsafeFile(st) != "" {
-		return nil
-	}
-	data, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	data, err := readPrivate(s.failurePath(id), 64<<10)
 	if err != nil {
 		return nil
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -522,24 +521,12 @@ func (k *Keyring) writeRecord(e *Entry) error {
 // readRecord reads an index record with the checks Load applies to
 // session files.
 func (k *Keyring) readRecord(path, id string) (*KeyringRecord, error) {
-	f, err := os.Open(path)
+	data, err := readPrivate(path, 64<<10)
+	if errors.Is(err, ErrNotFound) {
+		return nil, &BadFileError{path, "it disappeared while being read"}
+	}
 	if err != nil {
-		return nil, &BadFileError{path, "cannot open it: " + describe(err)}
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, &BadFileError{path, "cannot inspect it: " + describe(err)}
-	}
-	if !st.Mode().IsRegular() {
-		return nil, &BadFileError{path, "it is not a regular file"}
-	}
-	if reason := unsafeFile(st); reason != "" {
-		return nil, &BadFileError{path, reason}
-	}
-	data, err := io.ReadAll(io.LimitReader(f, 64<<10))
-	if err != nil {
-		return nil, &BadFileError{path, "cannot read it: " + describe(err)}
+		return nil, err
 	}
 	var r recordFile
 	switch {

@@ -88,6 +88,26 @@ func (s Store) LoadFile(path string) (*Entry, error) {
 }
 
 func (s Store) load(path string, want *Key) (*Entry, error) {
+	data, err := readPrivate(path, maxFileSize)
+	if err != nil {
+		return nil, err
+	}
+	e, reason := Decode(data)
+	// The key stored in the file must be the one its name was derived
+	// from; comparing the normalized keys says so without hashing again.
+	if reason == "" && want != nil && !sameKey(e.Key.Normalize(), *want) {
+		reason = "it belongs to another login (its key does not match its name)"
+	}
+	if reason != "" {
+		return nil, &BadFileError{path, reason}
+	}
+	return e, nil
+}
+
+// readPrivate reads a regular file of at most limit bytes (one byte more
+// is returned when it is larger) that only this user can read or change.
+// A missing file is ErrNotFound; any other problem a *BadFileError.
+func readPrivate(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNotFound
@@ -107,20 +127,11 @@ func (s Store) load(path string, want *Key) (*Entry, error) {
 		return nil, &BadFileError{path, reason}
 	}
 	// Sized from the file: one read instead of io.ReadAll's growing ones.
-	buf := bytes.NewBuffer(make([]byte, 0, min(st.Size(), maxFileSize)+bytes.MinRead))
-	if _, err := buf.ReadFrom(io.LimitReader(f, maxFileSize+1)); err != nil {
+	buf := bytes.NewBuffer(make([]byte, 0, min(st.Size(), limit)+bytes.MinRead))
+	if _, err := buf.ReadFrom(io.LimitReader(f, limit+1)); err != nil {
 		return nil, &BadFileError{path, "cannot read it: " + describe(err)}
 	}
-	e, reason := Decode(buf.Bytes())
-	// The key stored in the file must be the one its name was derived
-	// from; comparing the normalized keys says so without hashing again.
-	if reason == "" && want != nil && !sameKey(e.Key.Normalize(), *want) {
-		reason = "it belongs to another login (its key does not match its name)"
-	}
-	if reason != "" {
-		return nil, &BadFileError{path, reason}
-	}
-	return e, nil
+	return buf.Bytes(), nil
 }
 
 // sameKey reports whether two normalized keys are equal.
