@@ -298,7 +298,7 @@ func BenchmarkPollingCPU(b *testing.B) {
 type benchProc struct {
 	cmd      *exec.Cmd
 	stdout   bytes.Buffer
-	stderr   benchBuffer
+	stderr   syncBuffer
 	firstOut time.Time // when the first byte reached stdout
 	done     chan struct{}
 	exit     int
@@ -391,24 +391,6 @@ func (pr *benchProc) code(b *testing.B, ctx context.Context) string {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-}
-
-// benchBuffer is a bytes.Buffer safe for one writer and readers.
-type benchBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *benchBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *benchBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // benchProxy forwards to a provider, holding every request back first.

@@ -73,21 +73,31 @@ func kubectlPath(t testing.TB) string {
 	return p
 }
 
+// kubectlFixture starts oidc-provider with this access-token lifetime, an
+// API endpoint that trusts it, and a kubeconfig whose user runs the plugin
+// with this exec apiVersion (device logins allowed, since the tests'
+// stderr is no terminal).
+func kubectlFixture(t *testing.T, ttl time.Duration, apiVersion string) (providertest.Provider, *providertest.APIServer, *session, string) {
+	t.Helper()
+	p := providertest.StartNode(t, providertest.Options{AccessTokenTTL: ttl})
+	api := providertest.NewAPIServer(p.Issuer(), nil)
+	t.Cleanup(api.Close)
+	s := newSession(t, p)
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := providertest.WriteKubeconfig(kc, providertest.Kubeconfig{
+		Server: api.URL(), CAPEM: api.CAPEM(), Command: pluginBin,
+		Args: s.args("get-token", "--device-login=always"), APIVersion: apiVersion,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return p, api, s, kc
+}
+
 func TestRealKubectl(t *testing.T) {
 	bin := kubectlPath(t)
 	for _, apiVersion := range []string{plugin.APIVersionV1, plugin.APIVersionV1beta1} {
 		t.Run(apiVersion[strings.LastIndex(apiVersion, "/")+1:], func(t *testing.T) {
-			p := providertest.StartNode(t, providertest.Options{AccessTokenTTL: 4 * time.Second})
-			api := providertest.NewAPIServer(p.Issuer(), nil)
-			defer api.Close()
-			s := newSession(t, p)
-			kc := filepath.Join(t.TempDir(), "kubeconfig")
-			if err := providertest.WriteKubeconfig(kc, providertest.Kubeconfig{
-				Server: api.URL(), CAPEM: api.CAPEM(), Command: pluginBin,
-				Args: s.args("get-token", "--device-login=always"), APIVersion: apiVersion,
-			}); err != nil {
-				t.Fatal(err)
-			}
+			p, api, s, kc := kubectlFixture(t, 4*time.Second, apiVersion)
 			ctx := testContext(t, 2*time.Minute)
 
 			// 1. Device login through kubectl: the prompt reaches the

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/devicelogin/kubectl-device-login/plugin"
 	"github.com/devicelogin/kubectl-device-login/plugin/kubetest"
-	"github.com/devicelogin/kubectl-device-login/plugin/providertest"
 )
 
 // The core real-kubectl scenario (TestRealKubectl's: a device login through
@@ -87,17 +85,7 @@ func TestKubectlMatrix(t *testing.T) {
 // kubectlScenario is the core real-kubectl scenario, recording each step's
 // outcome in row.
 func kubectlScenario(t *testing.T, bin, apiVersion string, row *matrixRow) {
-	p := providertest.StartNode(t, providertest.Options{AccessTokenTTL: matrixTTL})
-	api := providertest.NewAPIServer(p.Issuer(), nil)
-	defer api.Close()
-	s := newSession(t, p)
-	kc := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := providertest.WriteKubeconfig(kc, providertest.Kubeconfig{
-		Server: api.URL(), CAPEM: api.CAPEM(), Command: pluginBin,
-		Args: s.args("get-token", "--device-login=always"), APIVersion: apiVersion,
-	}); err != nil {
-		t.Fatal(err)
-	}
+	p, api, s, kc := kubectlFixture(t, matrixTTL, apiVersion)
 	ctx := testContext(t, 2*time.Minute)
 
 	// 1. Device login through kubectl; the prompt reaches kubectl's stderr.
