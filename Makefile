@@ -10,7 +10,7 @@ NODE_DIR    := plugin/providertest/testdata/oidc-provider
 NODE_READY  := $(NODE_DIR)/node_modules/.package-lock.json
 PREFIX      ?= $(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)
 
-.PHONY: all build demo test check node-deps kube-servers stress krew-test bench bench-quick install clean
+.PHONY: all build demo test test-deps bench-deps check node-deps kube-servers stress krew-test bench bench-quick install clean
 
 all: build
 
@@ -21,6 +21,16 @@ build:
 ## demo: a whole device login through the real kubectl against a local provider (AUTO_APPROVE=1 approves by itself)
 demo: build
 	$(GO) run ./cmd/device-login-demo -plugin $(BIN) $(if $(filter 1,$(AUTO_APPROVE)),-auto-approve)
+
+## test-deps: every program the tests run is here (zbarimg, the keyring daemons, curl, node, kubectl…); as root
+##            with apt-get it installs the missing Debian packages, else it stops and prints the command to run
+test-deps:
+	.ci/deps test
+	$(GO) mod download
+
+## bench-deps: the same for make bench (hyperfine, strace, GNU time)
+bench-deps:
+	.ci/deps bench
 
 ## node-deps: npm's oidc-provider for the tests, from the committed lockfile
 node-deps: $(NODE_READY)
@@ -38,7 +48,7 @@ check:
 	$(GO) vet ./...
 
 ## test: every test, against the real providers, client-go and kubectl
-test: build node-deps kube-servers check
+test: test-deps build node-deps kube-servers check
 	DEVICE_LOGIN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m ./...
 
 ## stress: 50/20-process stampedes, 100 cache hits under a held lock, a read-only cache (root), 200 SIGKILLs during cache writes
@@ -51,11 +61,11 @@ krew-test: build node-deps
 
 ## bench: cache hit against two floors, peak RSS, size, refresh, stampedes, hit storm, login moment, system calls,
 ##        allocations; a table with the goals and bin/bench/results.json (needs hyperfine, strace and GNU time)
-bench: build node-deps
+bench: bench-deps build node-deps
 	$(GO) run ./cmd/device-login-bench -plugin $(BIN) -out bin/bench
 
 ## bench-quick: the same with few runs, so that the benchmark cannot rot (CI); its timings are rough
-bench-quick: build node-deps
+bench-quick: bench-deps build node-deps
 	$(GO) run ./cmd/device-login-bench -plugin $(BIN) -out bin/bench -quick
 
 ## install: the plugin onto PATH as kubectl-device_login (PREFIX=$(PREFIX))
