@@ -83,10 +83,10 @@ func BenchmarkLockUncontended(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		unlock, err := s.Lock(ctx, id, nil)
+		lock, err := s.Lock(ctx, id, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
-		unlock()
+		lock.Release()
 	}
 }

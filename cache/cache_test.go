@@ -187,15 +187,18 @@ func TestListReportsGoodAndBadFiles(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(s.Dir, "0123.json"), []byte("nope"), 0o600)
 	os.WriteFile(filepath.Join(s.Dir, "x.lock"), nil, 0o600)
-	got, err := s.List()
+	got, err := (&Sessions{Dir: s.Dir}).List()
 	if err != nil || len(got) != 2 {
 		t.Fatalf("List = %v, %v", got, err)
 	}
 	var good, bad int
 	for _, l := range got {
-		if l.Err != nil {
+		if len(l.Copies) != 1 {
+			t.Fatalf("%d copies of %s", len(l.Copies), l.ID)
+		}
+		if l.Copies[0].Err != nil {
 			bad++
-		} else if l.Entry.Key.ClientID == "kubectl" {
+		} else if l.Copies[0].Entry.Key.ClientID == "kubectl" {
 			good++
 		}
 	}
@@ -207,7 +210,7 @@ func TestListReportsGoodAndBadFiles(t *testing.T) {
 func TestLockExcludesAndReportsWaiting(t *testing.T) {
 	s := Store{Dir: t.TempDir()}
 	id := testKey().ID()
-	unlock, err := s.Lock(context.Background(), id, nil)
+	lock, err := s.Lock(context.Background(), id, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,14 +225,14 @@ func TestLockExcludesAndReportsWaiting(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		u, err := s.Lock(context.Background(), id, nil)
+		l, err := s.Lock(context.Background(), id, nil)
 		if err == nil {
-			u()
+			l.Release()
 		}
 		done <- err
 	}()
 	time.Sleep(50 * time.Millisecond)
-	unlock()
+	lock.Release()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -237,38 +240,5 @@ func TestLockExcludesAndReportsWaiting(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the lock was not handed over after unlock")
-	}
-}
-
-func TestSpillingKeepsTheSessionWhenThePrimaryCannotSave(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("unix modes")
-	}
-	base := t.TempDir()
-	primary := Store{Dir: filepath.Join(base, "primary")}
-	if err := primary.Save(entry()); err != nil {
-		t.Fatal(err)
-	}
-	// A file where the primary's temporary files would go makes every
-	// save fail, even for root.
-	blocked := Store{Dir: filepath.Join(primary.Dir, testKey().ID()+".json", "x")}
-	spare := Store{Dir: filepath.Join(base, "spare")}
-	var spilled error
-	s := Spilling{Primary: blocked, Spare: spare, OnSpill: func(err error) { spilled = err }}
-	e := entry()
-	e.AccessToken, e.IssuedAt = "newer", e.IssuedAt.Add(time.Minute)
-	if err := s.Save(e); err != nil || spilled == nil {
-		t.Fatalf("Save = %v, spilled %v", err, spilled)
-	}
-	both := Spilling{Primary: primary, Spare: spare}
-	if got, err := both.Load(testKey()); err != nil || got.AccessToken != "newer" {
-		t.Fatalf("Load = %+v, %v; want the newer spare copy", got, err)
-	}
-	// Once the primary takes a save again, the spare copy goes.
-	if err := both.Save(e); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := spare.Load(testKey()); !errors.Is(err, ErrNotFound) {
-		t.Errorf("spare copy kept after a primary save: %v", err)
 	}
 }

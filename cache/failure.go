@@ -2,10 +2,6 @@ package cache
 
 import (
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
 )
@@ -24,7 +20,7 @@ type Failure struct {
 }
 
 func (s Store) failurePath(id string) string {
-	return filepath.Join(s.Dir, id+".failed")
+	return filepath.Join(s.Dir, id+kindFailure)
 }
 
 // RecordFailure remembers f for the session with this ID.
@@ -33,7 +29,7 @@ func (s Store) RecordFailure(id string, f Failure) error {
 	if err != nil {
 		return err
 	}
-	return s.writeAtomic(id, s.failurePath(id), data)
+	return s.writeFile(id, s.failurePath(id), data)
 }
 
 // LastFailure returns the remembered failure, or nil when there is none or
@@ -52,9 +48,5 @@ func (s Store) LastFailure(id string) *Failure {
 
 // ClearFailure forgets the remembered failure.
 func (s Store) ClearFailure(id string) error {
-	err := os.Remove(s.failurePath(id))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("cannot delete %s: %s", s.failurePath(id), describe(err))
-	}
-	return nil
+	return removeFile(s.failurePath(id))
 }

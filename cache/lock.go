@@ -2,70 +2,63 @@ package cache
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"os"
 	"path/filepath"
 	"time"
-
-	"github.com/gofrs/flock"
 )
 
 // lockPoll is how often a waiting process retries the lock.
 const lockPoll = 25 * time.Millisecond
 
-// Lock takes the exclusive lock of the entry with this ID, waiting until
-// ctx is done. onWait, if not nil, is called once when the lock is held by
-// another process, before waiting. The operating system releases the lock
-// when its holder exits, so a killed process never leaves it held.
-// The returned function releases the lock.
+// Lock is a held session lock.
+type Lock struct {
+	held heldLock
+}
+
+// Release releases the lock.
+func (l *Lock) Release() { l.held.release(false) }
+
+// ReleaseAndRemove deletes the lock file, then releases the lock: for
+// logout, which leaves no file of the session behind. A process that
+// opened the file before it was deleted notices and starts over on the
+// new file, so the lock still excludes. (On Windows the file stays.)
+func (l *Lock) ReleaseAndRemove() { l.held.release(true) }
+
+// Lock takes the exclusive lock of the session with this ID, waiting
+// until ctx is done. onWait, if not nil, is called once when another
+// process holds it, before waiting. The operating system releases the
+// lock when its holder exits, so a killed process never leaves it held.
 //
-// When the cache directory cannot be written (read-only, full, or owned by
-// someone else), the lock lives in a private directory under the system's
-// temporary directory instead, so that processes still take turns even
-// though none of them can save.
-func (s Store) Lock(ctx context.Context, id string, onWait func()) (unlock func(), err error) {
-	fl, err := s.lockFile(id)
-	if err != nil {
+// The lock is the file DIR/ID.lock. When the cache directory is
+// read-only and that file does not exist yet, the lock is the directory
+// itself, taken exclusively (every process that locks a session file
+// also holds the directory shared), so that processes still take turns
+// without a file anywhere else.
+func (s Store) Lock(ctx context.Context, id string, onWait func()) (*Lock, error) {
+	if err := s.ensureDir(); err != nil {
 		return nil, err
 	}
-	path := fl.Path()
-	ok, err := fl.TryLock()
-	if err != nil {
-		return nil, fmt.Errorf("cannot lock %s: %s", path, describe(err))
-	}
-	if !ok {
-		if onWait != nil {
-			onWait()
+	path := filepath.Join(s.Dir, id+kindLock)
+	waited := false
+	for {
+		held, busy, err := tryLock(s.Dir, path)
+		if err != nil {
+			return nil, err
 		}
-		ok, err = fl.TryLockContext(ctx, lockPoll)
-		if err != nil && !errors.Is(err, ctx.Err()) {
-			return nil, fmt.Errorf("cannot lock %s: %s", path, describe(err))
+		if !busy {
+			return &Lock{held}, nil
 		}
-		if !ok {
-			fl.Close()
+		if !waited {
+			waited = true
+			if onWait != nil {
+				onWait()
+			}
+		}
+		t := time.NewTimer(lockPoll)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
 			return nil, ctx.Err()
 		}
 	}
-	return func() { fl.Unlock() }, nil
-}
-
-// lockFile opens the lock file of a session, falling back to the
-// temporary directory when the cache directory cannot hold it.
-func (s Store) lockFile(id string) (*flock.Flock, error) {
-	dirErr := s.ensureDir()
-	if dirErr == nil {
-		fl := flock.New(filepath.Join(s.Dir, id+".lock"))
-		if _, err := fl.TryRLock(); err == nil {
-			fl.Unlock()
-			return fl, nil
-		} else {
-			dirErr = fmt.Errorf("cannot create a lock file in %s: %s", s.Dir, describe(err))
-		}
-	}
-	fallback := Store{Dir: filepath.Join(os.TempDir(), fmt.Sprintf("kubectl-device-login-%d", os.Getuid()))}
-	if err := fallback.ensureDir(); err != nil {
-		return nil, fmt.Errorf("%v, nor in %s: %v", dirErr, fallback.Dir, err)
-	}
-	return flock.New(filepath.Join(fallback.Dir, id+".lock")), nil
 }

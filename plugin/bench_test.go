@@ -38,6 +38,7 @@ import (
 	"github.com/devicelogin/kubectl-device-login/cache"
 	"github.com/devicelogin/kubectl-device-login/plugin"
 	"github.com/devicelogin/kubectl-device-login/plugin/providertest"
+	"github.com/devicelogin/kubectl-device-login/plugin/terminal"
 )
 
 // benchExecInfo is KUBERNETES_EXEC_INFO as kubectl sets it for a user
@@ -68,15 +69,20 @@ func BenchmarkCacheHitInProcess(b *testing.B) {
 		b.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	o := plugin.Options{
-		IssuerURL: issuer, ClientID: clientID, CacheDir: dir,
-		ExecInfo: benchExecInfo, Stdout: &stdout, Stderr: &stderr,
-	}
+	o := plugin.Options{IssuerURL: issuer, ClientID: clientID, CacheDir: dir, ExecInfo: benchExecInfo}
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
 		stdout.Reset()
-		if err := plugin.GetToken(ctx, o); err != nil {
+		s, err := plugin.Resolve(o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cred, err := plugin.GetToken(ctx, s, terminal.New(&stderr, terminal.Options{}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := cred.Write(&stdout); err != nil {
 			b.Fatal(err)
 		}
 	}

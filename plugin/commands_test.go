@@ -12,8 +12,8 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/devicelogin/kubectl-device-login/plugin"
 	"github.com/devicelogin/kubectl-device-login/plugin/providertest"
+	"github.com/devicelogin/kubectl-device-login/plugin/status"
 )
 
 // The commands around get-token, run as a person runs them, against the
@@ -49,8 +49,12 @@ func TestLoginStatusLogout(t *testing.T) {
 			if r.exit != 0 || s.entry(t).RefreshToken == first.RefreshToken {
 				t.Fatalf("login --force: exit %d, same session kept\n%s", r.exit, r.stderr)
 			}
-			if c := s.counts(t); c.DeviceAuthorization != 2 {
-				t.Errorf("counts %+v, want 2 device authorizations", c)
+			// ...and the replaced session is revoked at the provider.
+			if c := s.counts(t); c.DeviceAuthorization != 2 || c.Revocation != 1 {
+				t.Errorf("counts %+v, want 2 device authorizations and the old session revoked", c)
+			}
+			if err := refreshWith(ctx, p, first.RefreshToken); err == nil {
+				t.Errorf("the replaced session's refresh token still works at the provider")
 			}
 			e := s.entry(t)
 
@@ -63,7 +67,7 @@ func TestLoginStatusLogout(t *testing.T) {
 				}
 			}
 			r = runPlugin(t, ctx, invocation{args: []string{"status", "-o", "json", "--cache-dir=" + s.cacheDir}})
-			var infos []plugin.SessionInfo
+			var infos []status.Session
 			if err := json.Unmarshal([]byte(r.stdout), &infos); err != nil || len(infos) != 1 {
 				t.Fatalf("status -o json: %v\n%s", err, r.stdout)
 			}
@@ -83,8 +87,8 @@ func TestLoginStatusLogout(t *testing.T) {
 			if r.exit != 0 || !strings.Contains(r.stderr, "Signed out alice@example.test") {
 				t.Fatalf("logout: exit %d\n%s", r.exit, r.stderr)
 			}
-			if c := s.counts(t); c.Revocation != 1 {
-				t.Errorf("counts %+v, want one revocation", c)
+			if c := s.counts(t); c.Revocation != 2 {
+				t.Errorf("counts %+v, want a second revocation", c)
 			}
 			if _, err := os.Stat(filepath.Join(s.cacheDir, filepath.Base(e.Key.ID())+".json")); !os.IsNotExist(err) {
 				t.Errorf("session file still there: %v", err)

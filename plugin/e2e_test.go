@@ -108,10 +108,23 @@ func TestRevokedSessionSignsInAgain(t *testing.T) {
 			}
 			time.Sleep(1500 * time.Millisecond)
 
-			// No terminal: the refresh fails and no device login starts.
-			// (Not remembered, so that the next run may sign in at once.)
+			// The refresh token is refused, but the access token is still
+			// valid for a moment: it is served, not withheld.
+			before := s.entry(t)
 			r := runPlugin(t, ctx, invocation{args: s.args("get-token", "--remember-failure=0")})
-			if r.exit == 0 || !strings.Contains(r.stderr, "session has ended at the provider") || !strings.Contains(r.stderr, "kubectl device-login login") {
+			if r.exit != 0 || r.credential(t).Status.Token != before.AccessToken || !strings.Contains(r.stderr, "no longer accepts the session's refresh token") {
+				t.Fatalf("exit %d, stderr:\n%s", r.exit, r.stderr)
+			}
+			if after := s.entry(t); after.RefreshToken != "" || after.AccessToken != before.AccessToken {
+				t.Errorf("the refused refresh token was kept, or the valid access token dropped")
+			}
+			time.Sleep(time.Until(before.Expiry) + 100*time.Millisecond)
+
+			// Nothing valid is left, and no terminal: no device login
+			// starts, and the message says how to sign in. (Not
+			// remembered, so that the next run may sign in at once.)
+			r = runPlugin(t, ctx, invocation{args: s.args("get-token", "--remember-failure=0")})
+			if r.exit == 0 || !strings.Contains(r.stderr, "no valid session") || !strings.Contains(r.stderr, "kubectl device-login login") {
 				t.Fatalf("exit %d, stderr:\n%s", r.exit, r.stderr)
 			}
 			if c := s.counts(t); c.DeviceAuthorization != 1 {

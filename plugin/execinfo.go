@@ -6,6 +6,9 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/devicelogin/kubectl-device-login/plugin/provider"
+	"github.com/devicelogin/kubectl-device-login/plugin/terminal"
 )
 
 // API versions of the client.authentication.k8s.io group the plugin speaks.
@@ -25,8 +28,6 @@ type ExecInfo struct {
 	// named client.authentication.k8s.io/exec, when the host provides
 	// cluster information; nil otherwise.
 	ClusterConfig json.RawMessage
-	// Server is spec.cluster.server, when provided.
-	Server string
 }
 
 // maxExecInfo bounds KUBERNETES_EXEC_INFO; client-go's is a few hundred
@@ -48,52 +49,51 @@ func ParseExecInfo(env string) (ExecInfo, error) {
 		Spec       struct {
 			Interactive bool `json:"interactive"`
 			Cluster     *struct {
-				Server string          `json:"server"`
 				Config json.RawMessage `json:"config"`
 			} `json:"cluster"`
 		} `json:"spec"`
 	}
 	if err := json.Unmarshal([]byte(env), &v); err != nil {
-		return ExecInfo{}, fmt.Errorf("KUBERNETES_EXEC_INFO is not a valid ExecCredential JSON object (%s); unset it, or check the program that runs this plugin", jsonProblem(err))
+		return ExecInfo{}, fmt.Errorf("KUBERNETES_EXEC_INFO is not a valid ExecCredential JSON object (%s); unset it, or check the program that runs this plugin", provider.JSONProblem(err))
 	}
 	if v.Kind != "" && v.Kind != "ExecCredential" {
-		return ExecInfo{}, fmt.Errorf("KUBERNETES_EXEC_INFO holds a %q, not an ExecCredential; unset it, or check the program that runs this plugin", Sanitize(v.Kind, 40))
+		return ExecInfo{}, fmt.Errorf("KUBERNETES_EXEC_INFO holds a %q, not an ExecCredential; unset it, or check the program that runs this plugin", terminal.Sanitize(v.Kind, 40))
 	}
 	switch v.APIVersion {
 	case APIVersionV1, APIVersionV1beta1:
 	case "":
 		return ExecInfo{}, fmt.Errorf("KUBERNETES_EXEC_INFO has no apiVersion; set the kubeconfig's exec apiVersion to %s", APIVersionV1)
 	default:
-		return ExecInfo{}, fmt.Errorf("KUBERNETES_EXEC_INFO asks for apiVersion %q, which this plugin does not speak; set the kubeconfig's exec apiVersion to %s (or %s)", Sanitize(v.APIVersion, 80), APIVersionV1, APIVersionV1beta1)
+		return ExecInfo{}, fmt.Errorf("KUBERNETES_EXEC_INFO asks for apiVersion %q, which this plugin does not speak; set the kubeconfig's exec apiVersion to %s (or %s)", terminal.Sanitize(v.APIVersion, 80), APIVersionV1, APIVersionV1beta1)
 	}
 	info := ExecInfo{APIVersion: v.APIVersion, Interactive: v.Spec.Interactive}
-	if c := v.Spec.Cluster; c != nil {
-		info.Server = c.Server
-		if len(c.Config) > 0 && string(c.Config) != "null" {
-			info.ClusterConfig = c.Config
-		}
+	if c := v.Spec.Cluster; c != nil && len(c.Config) > 0 && string(c.Config) != "null" {
+		info.ClusterConfig = c.Config
 	}
 	return info, nil
 }
 
-// jsonProblem describes a JSON error without quoting the input.
-func jsonProblem(err error) string {
-	switch e := err.(type) {
-	case *json.SyntaxError:
-		return fmt.Sprintf("syntax error at byte %d", e.Offset)
-	case *json.UnmarshalTypeError:
-		return fmt.Sprintf("field %q has the wrong type", Sanitize(e.Field, 60))
-	}
-	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
-		return "unknown field " + Sanitize(strings.TrimPrefix(msg, "json: unknown field "), 60)
-	}
-	return "it does not parse"
+// Credential is what get-token hands to kubectl.
+type Credential struct {
+	// APIVersion is the version the host asked for.
+	APIVersion string
+	// Token is the bearer token.
+	Token string
+	// Expiry is the expirationTimestamp: when kubectl should run the
+	// plugin again. Zero for none.
+	Expiry time.Time
+	// Bare prints the token alone (--output=token), for scripts.
+	Bare bool
 }
 
-// WriteCredential writes the ExecCredential document: kind, apiVersion and
-// a status with the token and, unless expiry is zero, its expiration time
-// in RFC 3339 (UTC, whole seconds).
-func WriteCredential(w io.Writer, apiVersion, token string, expiry time.Time) error {
+// Write prints the credential: the ExecCredential document (kind,
+// apiVersion and a status with the token and, unless Expiry is zero, its
+// RFC 3339 expiration time in UTC, whole seconds), or the bare token.
+func (c Credential) Write(w io.Writer) error {
+	if c.Bare {
+		_, err := io.WriteString(w, c.Token+"\n")
+		return err
+	}
 	type status struct {
 		ExpirationTimestamp string `json:"expirationTimestamp,omitempty"`
 		Token               string `json:"token"`
@@ -102,9 +102,9 @@ func WriteCredential(w io.Writer, apiVersion, token string, expiry time.Time) er
 		Kind       string `json:"kind"`
 		APIVersion string `json:"apiVersion"`
 		Status     status `json:"status"`
-	}{Kind: "ExecCredential", APIVersion: apiVersion, Status: status{Token: token}}
-	if !expiry.IsZero() {
-		doc.Status.ExpirationTimestamp = expiry.UTC().Truncate(time.Second).Format(time.RFC3339)
+	}{Kind: "ExecCredential", APIVersion: c.APIVersion, Status: status{Token: c.Token}}
+	if !c.Expiry.IsZero() {
+		doc.Status.ExpirationTimestamp = c.Expiry.UTC().Truncate(time.Second).Format(time.RFC3339)
 	}
 	b, err := json.Marshal(doc)
 	if err != nil {

@@ -4,101 +4,96 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
 
-	"golang.org/x/oauth2"
-
 	"github.com/devicelogin/kubectl-device-login/cache"
+	"github.com/devicelogin/kubectl-device-login/plugin/provider"
+	"github.com/devicelogin/kubectl-device-login/plugin/terminal"
 )
 
 // GetToken answers one ExecCredential request: from the cache when the
-// token is fresh (no network, no lock), else after a refresh or a device
-// login done under the session's lock. The credential goes to o.Stdout;
-// every message to o.Stderr.
-func GetToken(ctx context.Context, o Options) error {
-	info, err := ParseExecInfo(o.ExecInfo)
-	if err != nil {
-		return err
-	}
-	c, err := o.resolve(info)
-	if err != nil {
-		return err
-	}
-	c.openSessions(ctx)
-	if e, ok := c.loadFresh(); ok {
-		return c.write(e)
-	}
-	return c.slowPath(ctx)
-}
-
-// issued is a token ready for kubectl.
-type issued struct {
-	token  string
-	expiry time.Time // expirationTimestamp; zero for none
-}
-
-// loadFresh is the cache-hit path: one file read (or keyring lookup), no
-// lock, no network.
-func (c *config) loadFresh() (issued, bool) {
-	e := c.load(c.hits)
-	if tok, exp, ok := c.fresh(e, c.Clock.Now()); ok {
-		if c.Verbose {
-			// Formatting in local time reads the time zone database: not
-			// worth it on every hit when nothing is printed.
-			c.verbosef("using the cached token (refresh due at %s)", exp.Local().Format(time.TimeOnly))
+// token is fresh (no network, no lock), else after a refresh, a client
+// credentials request or a device login done under the session's lock.
+// Messages for people go to t; the caller prints the credential.
+func GetToken(ctx context.Context, s *Settings, t *terminal.Terminal) (Credential, error) {
+	sessions := s.Sessions(ctx, t)
+	if e, err := sessions.Load(s.Key); err == nil {
+		if cred, ok := s.fresh(e, s.Clock.Now()); ok {
+			if t.Verbose() {
+				// Formatting in local time reads the time zone database:
+				// not worth it on every hit when nothing is printed.
+				t.Verbosef("using the cached token (renewal due at %s)", cred.Expiry.Local().Format(time.TimeOnly))
+			}
+			return cred, nil
 		}
-		return issued{tok, exp}, true
 	}
-	return issued{}, false
+	// A miss, or a file that cannot be used: the slow path reads again
+	// under the lock and says what is wrong.
+	return s.slowPath(ctx, sessions, t)
 }
 
-// load reads the session from s, turning unusable files into a note and a
-// miss.
-func (c *config) load(s cache.Sessions) *cache.Entry {
-	e, err := s.Load(c.key)
-	var bad *cache.BadFileError
+// slowPath renews the session while holding its lock, after checking
+// whether another process did it meanwhile, and remembers a failure so
+// that kubectl's re-runs do not start over.
+func (s *Settings) slowPath(ctx context.Context, sessions *cache.Sessions, t *terminal.Terminal) (Credential, error) {
+	started := s.Clock.Now()
+	p, err := s.Provider(t)
+	if err != nil {
+		return Credential{}, err
+	}
+	lock, err := s.lock(ctx, sessions, t)
+	if err != nil {
+		return Credential{}, err
+	}
+	defer lock.Release()
+
+	e, err := s.current(sessions)
+	if err != nil {
+		return Credential{}, err
+	}
+	if cred, ok := s.fresh(e, s.Clock.Now()); ok {
+		t.Verbosef("another process renewed the session meanwhile")
+		return cred, nil
+	}
+	if err := s.recentFailure(sessions, started, t); err != nil {
+		return Credential{}, err
+	}
+	cred, err := s.renew(ctx, sessions, p, e, t)
+	var rem *remembered
+	if errors.As(err, &rem) && ctx.Err() == nil && s.RememberFailure > 0 && s.TokenCache != cache.Nowhere {
+		f := cache.Failure{Time: s.Clock.Now(), Parent: os.Getppid(), Message: err.Error()}
+		if serr := sessions.RecordFailure(s.Key.ID(), f); serr != nil {
+			t.Verbosef("could not remember the failure: %v", serr)
+		}
+	}
+	return cred, err
+}
+
+// current reads the session under its lock. A keyring that holds the
+// session but cannot be read stops everything: a new sign-in would
+// replace a session nobody could revoke.
+func (s *Settings) current(sessions *cache.Sessions) (*cache.Entry, error) {
+	e, err := sessions.Current(s.Key)
+	var kerr *cache.KeyringError
 	switch {
 	case err == nil:
-		return e
-	case errors.As(err, &bad):
-		c.notef("%v", err)
-	case !errors.Is(err, cache.ErrNotFound):
-		c.notef("cannot read the cached session: %v", err)
+		return e, nil
+	case errors.Is(err, cache.ErrNotFound):
+		return nil, nil
+	case errors.As(err, &kerr):
+		return nil, keyringUnreadable(kerr)
 	}
-	return nil
+	return nil, err
 }
 
-// slowPath refreshes or signs in while holding the session's lock, after
-// checking whether another process did it meanwhile, and remembers a
-// failure so that kubectl's re-runs do not start over.
-func (c *config) slowPath(ctx context.Context) error {
-	started := c.Clock.Now()
-	unlock, err := c.connectAndLock(ctx)
-	if err != nil {
-		return err
+func keyringUnreadable(err *cache.KeyringError) error {
+	what := "cannot be read"
+	if err.Locked {
+		what = "is locked"
 	}
-	defer unlock()
-
-	e := c.load(c.sessions)
-	if tok, exp, ok := c.fresh(e, c.Clock.Now()); ok {
-		c.verbosef("another process renewed the session meanwhile")
-		return c.write(issued{tok, exp})
-	}
-	if err := c.recentFailure(started); err != nil {
-		return err
-	}
-	err = c.renew(ctx, e)
-	var rem *remembered
-	if errors.As(err, &rem) && ctx.Err() == nil && c.RememberFailure > 0 {
-		f := cache.Failure{Time: c.Clock.Now(), Parent: os.Getppid(), Message: err.Error()}
-		if serr := c.store.RecordFailure(c.key.ID(), f); serr != nil {
-			c.verbosef("could not remember the failure: %v", serr)
-		}
-	}
-	return err
+	return fmt.Errorf("the keyring holds this session but %s (%v); unlock the keyring (the desktop's keyring, or the macOS keychain) and run the command again. No new sign-in was started, so as not to replace a session that could not be read", what, err)
 }
 
 // remembered marks a failure that later runs repeat instead of retrying.
@@ -107,206 +102,268 @@ type remembered struct{ error }
 func (r *remembered) Unwrap() error { return r.error }
 
 // recentFailure repeats a remembered failure to kubectl's re-runs and to
-// background callers, and forgets it when a person tries again.
-func (c *config) recentFailure(started time.Time) error {
-	if c.RememberFailure <= 0 {
+// background callers, and forgets it when a person tries again. A note
+// counts only when it lies between now and the remembering time before
+// now; one from the future (a clock that jumped back) is removed.
+func (s *Settings) recentFailure(sessions *cache.Sessions, started time.Time, t *terminal.Terminal) error {
+	if s.RememberFailure <= 0 || s.TokenCache == cache.Nowhere {
 		return nil
 	}
-	id := c.key.ID()
-	f := c.store.LastFailure(id)
+	id := s.Key.ID()
+	f := sessions.LastFailure(id)
 	if f == nil {
 		return nil
 	}
-	now := c.Clock.Now()
+	now := s.Clock.Now()
 	age := now.Sub(f.Time)
-	msg := Sanitize(f.Message, 1000)
+	msg := terminal.Sanitize(f.Message, 1000)
 	switch {
+	case age < 0:
+		t.Verbosef("ignoring a failure note dated %s, in the future", f.Time.Local().Format(time.DateTime))
 	case !f.Time.Before(started):
 		return fmt.Errorf("%s (another kubectl-device-login just tried and failed)", msg)
-	case age < 0 || age >= c.RememberFailure:
-	case f.Parent == os.Getppid() || !c.humanPresent():
-		retry := "run: " + c.loginCommand()
-		if c.TokenCache == TokenCacheNone {
-			retry = "run the kubectl command again in a terminal"
+	case age >= s.RememberFailure:
+	case f.Parent == os.Getppid() || !s.humanPresent():
+		retry := "to retry now, run: " + s.LoginCommand()
+		switch {
+		case s.TokenCache == cache.Nowhere:
+			retry = "to retry now, run the kubectl command again in a terminal"
+		case strings.Contains(msg, s.LoginCommand()):
+			retry = "to retry now, run that command"
 		}
-		return fmt.Errorf("%s (this failed %s ago and is not retried for %s; to retry now, %s)",
-			msg, humanDuration(age), humanDuration(c.RememberFailure), retry)
+		return fmt.Errorf("%s (this failed %s ago and is not retried for %s; %s)", msg, terminal.HumanDuration(age), terminal.HumanDuration(s.RememberFailure), retry)
 	}
-	if err := c.store.ClearFailure(id); err != nil {
-		c.verbosef("%v", err)
+	if err := sessions.ClearFailure(id); err != nil {
+		t.Verbosef("%v", err)
 	}
 	return nil
 }
 
-// renew gets new tokens: a refresh when there is a refresh token, else a
-// device login when one may start.
-func (c *config) renew(ctx context.Context, e *cache.Entry) error {
-	now := c.Clock.Now()
+// renew gets new tokens: the client's credentials for that grant, the
+// refresh token when there is one, else a device login when one may
+// start. A token that is still valid is served rather than withheld
+// whenever renewing cannot happen now.
+func (s *Settings) renew(ctx context.Context, sessions *cache.Sessions, p *provider.Client, e *cache.Entry, t *terminal.Terminal) (Credential, error) {
+	if s.GrantType == GrantClientCredentials {
+		return s.clientCredentials(ctx, sessions, p, e, t)
+	}
+	var cannotSave error
 	if e != nil && e.RefreshToken != "" {
-		ne, err := c.refresh(ctx, e)
-		var oe *oauthError
-		switch {
-		case err == nil:
-			return c.saveAndWrite(ne)
-		case errors.As(err, &oe):
-			c.notef("the session has ended at the provider (%s); signing in again", Sanitize(oe.Code, 60))
-			if err := c.sessions.Delete(c.key.ID()); err != nil {
-				c.notef("%v", err)
-			}
-		case ctx.Err() != nil:
-			return ctx.Err()
-		default:
-			tok, expiry := c.chosen(e)
-			if tok != "" && now.Before(expiry) {
-				c.notef("could not refresh the session (%v); using the current token, valid until %s", err, expiry.Local().Format(time.TimeOnly))
-				return c.write(issued{tok, credentialExpiry(expiry, now)})
-			}
-			return &remembered{fmt.Errorf("could not refresh the session: %v; try again in a moment (your session is kept)", err)}
+		cred, left, err := s.refresh(ctx, sessions, p, e, t)
+		if left == nil {
+			return cred, err
 		}
+		e, cannotSave = left.entry, left.cannotSave
 	}
-	if err := c.mayStartDeviceLogin(); err != nil {
-		return &remembered{err}
+	now := s.Clock.Now()
+	if cred, expiry, ok := s.valid(e, now); ok {
+		t.Verbosef("the session cannot be renewed silently; using its token, valid until %s", expiry.Local().Format(time.TimeOnly))
+		return cred, nil
 	}
-	ne, err := c.deviceLogin(ctx)
+	if err := s.mayStartDeviceLogin(); err != nil {
+		if cannotSave != nil {
+			return Credential{}, &remembered{fmt.Errorf("the session cannot be refreshed because its successor could not be saved (%v); its refresh token is kept unspent. Make the cache directory writable, or choose another with --cache-dir", cannotSave)}
+		}
+		return Credential{}, &remembered{err}
+	}
+	ne, err := s.deviceLogin(ctx, p, t)
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return Credential{}, ctx.Err()
 		}
-		return &remembered{err}
+		return Credential{}, &remembered{err}
 	}
-	c.announce(ne)
-	return c.saveAndWrite(ne)
+	s.announce(ne, t)
+	s.save(sessions, ne, t)
+	return s.issue(ne, t)
 }
 
-// connectAndLock prepares the HTTP client and takes the session's lock:
-// the start of every path that may talk to the provider.
-func (c *config) connectAndLock(ctx context.Context) (unlock func(), err error) {
-	if c.http, err = c.newHTTPClient(); err != nil {
-		return nil, err
+// afterRefresh is what is left when a refresh did not give a token: the
+// session without a refresh token the provider rejected, or the session
+// whose refresh token was kept because its successor could not be saved.
+type afterRefresh struct {
+	entry      *cache.Entry
+	cannotSave error
+}
+
+// refresh spends the refresh token once, after taking the room to save
+// its successor: when the cache directory cannot take a save (read-only,
+// full), the refresh token is not spent at all, since a provider with
+// reuse detection ends the whole session when a spent token is offered
+// again. It returns a credential and an error when it is done, or what is
+// left for the caller to go on with.
+func (s *Settings) refresh(ctx context.Context, sessions *cache.Sessions, p *provider.Client, e *cache.Entry, t *terminal.Terminal) (Credential, *afterRefresh, error) {
+	now := s.Clock.Now()
+	pending, err := sessions.Prepare(s.Key.ID(), len(e.AccessToken)+len(e.RefreshToken)+len(e.IDToken))
+	if err != nil {
+		if cred, expiry, ok := s.valid(e, now); ok {
+			t.Notef("cannot save sessions (%v), so the refresh token is not spent; using the current token, valid until %s", err, expiry.Local().Format(time.TimeOnly))
+			return cred, nil, nil
+		}
+		t.Notef("cannot save sessions (%v), so the refresh token is not spent", err)
+		return Credential{}, &afterRefresh{entry: e, cannotSave: err}, nil
 	}
-	return c.lock(ctx)
+	ep := provider.Endpoints{Token: e.TokenEndpoint, Revocation: e.RevocationEndpoint}
+	if s.TokenEndpoint != "" {
+		ep.Token = s.TokenEndpoint
+	}
+	if ep.Token == "" {
+		if ep, err = p.Endpoints(ctx); err != nil {
+			pending.Cancel()
+			return Credential{}, nil, &remembered{fmt.Errorf("cannot find the provider's token endpoint: %w", err)}
+		}
+	}
+	tok, err := p.Refresh(ctx, ep, e.RefreshToken)
+	switch {
+	case err == nil:
+		ne := newEntry(s.Key, tok, e)
+		s.commit(sessions, pending, ne, e.RefreshToken, t)
+		cred, err := s.issue(ne, t)
+		return cred, nil, err
+	case ctx.Err() != nil:
+		pending.Cancel()
+		return Credential{}, nil, ctx.Err()
+	case provider.GrantRejected(err):
+		// The one answer that says the refresh token is dead: drop it,
+		// keep whatever else of the session is still good.
+		t.Notef("the provider no longer accepts the session's refresh token (%v)", err)
+		left := *e
+		left.RefreshToken = ""
+		s.commit(sessions, pending, &left, e.RefreshToken, t)
+		return Credential{}, &afterRefresh{entry: &left}, nil
+	}
+	pending.Cancel()
+	if cred, expiry, ok := s.valid(e, now); ok {
+		t.Notef("could not refresh the session (%v); using the current token, valid until %s, and trying again next time", err, expiry.Local().Format(time.TimeOnly))
+		return cred, nil, nil
+	}
+	next := "try again in a moment (the session is kept)"
+	if !provider.Retryable(err) {
+		next = "the session is kept, but this will not change by itself: check the provider and the client's settings"
+	}
+	return Credential{}, nil, &remembered{fmt.Errorf("could not refresh the session: %w; %s", err, next)}
+}
+
+// commit saves e in place of the session whose refresh token spent was
+// just used. When that fails, no copy may keep offering the spent token.
+func (s *Settings) commit(sessions *cache.Sessions, pending *cache.Pending, e *cache.Entry, spent string, t *terminal.Terminal) {
+	err := pending.Commit(e)
+	if err == nil {
+		if err := sessions.ClearFailure(s.Key.ID()); err != nil {
+			t.Verbosef("%v", err)
+		}
+		return
+	}
+	if ferr := sessions.Forget(s.Key.ID(), spent); ferr != nil {
+		t.Notef("could not save the renewed session (%v), and the spent refresh token could not be removed (%v); run kubectl device-login logout before the next command, or the provider may end the session when it sees that token again", err, ferr)
+		return
+	}
+	t.Notef("could not save the renewed session (%v); this command gets its token, and the next one will need a new sign-in", err)
+}
+
+// clientCredentials gets a token with the client's own credentials.
+func (s *Settings) clientCredentials(ctx context.Context, sessions *cache.Sessions, p *provider.Client, e *cache.Entry, t *terminal.Terminal) (Credential, error) {
+	now := s.Clock.Now()
+	tok, err := p.ClientCredentials(ctx)
+	switch {
+	case err == nil:
+		ne := newEntry(s.Key, tok, nil)
+		s.save(sessions, ne, t)
+		return s.issue(ne, t)
+	case ctx.Err() != nil:
+		return Credential{}, ctx.Err()
+	}
+	if cred, expiry, ok := s.valid(e, now); ok {
+		t.Notef("could not get a new token (%v); using the current one, valid until %s", err, expiry.Local().Format(time.TimeOnly))
+		return cred, nil
+	}
+	next := "try again in a moment"
+	if !provider.Retryable(err) {
+		next = "check --client-id, the client secret and the client's grant types at the provider"
+	}
+	return Credential{}, &remembered{fmt.Errorf("could not get a token with the client's credentials: %w; %s", err, next)}
 }
 
 // lock takes the session's lock, telling the person when it has to wait.
-// With --token-cache=none there is no shared session to guard, so no lock.
-func (c *config) lock(ctx context.Context) (func(), error) {
-	if c.TokenCache == TokenCacheNone {
-		return func() {}, nil
-	}
-	lctx, cancel := context.WithTimeout(ctx, c.LockTimeout)
+func (s *Settings) lock(ctx context.Context, sessions *cache.Sessions, t *terminal.Terminal) (*cache.Lock, error) {
+	lctx, cancel := context.WithTimeout(ctx, s.LockTimeout)
 	defer cancel()
-	unlock, err := c.store.Lock(lctx, c.key.ID(), func() {
-		c.notef("another kubectl-device-login is signing in or refreshing this session; waiting for it to finish")
+	l, err := sessions.Lock(lctx, s.Key.ID(), func() {
+		t.Notef("another kubectl-device-login is signing in or refreshing this session; waiting for it to finish")
 	})
 	switch {
 	case err == nil:
-		return unlock, nil
+		return l, nil
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
 	case errors.Is(err, context.DeadlineExceeded):
-		return nil, fmt.Errorf("gave up after waiting %s for another kubectl-device-login to finish signing in; finish or cancel that sign-in and try again", humanDuration(c.LockTimeout))
-	default:
-		return nil, fmt.Errorf("%v; fix the cache directory or choose another with --cache-dir", err)
+		return nil, fmt.Errorf("gave up after waiting %s for another kubectl-device-login to finish signing in; finish or cancel that sign-in and try again", terminal.HumanDuration(s.LockTimeout))
 	}
+	return nil, err
 }
 
 // mayStartDeviceLogin applies --device-login.
-func (c *config) mayStartDeviceLogin() error {
+func (s *Settings) mayStartDeviceLogin() error {
 	switch {
-	case c.DeviceLogin == DeviceLoginNever:
-		return fmt.Errorf("no valid session for %s and --device-login=never; %s", c.key.Issuer, c.signInHint())
-	case c.DeviceLogin == DeviceLoginAuto && !c.humanPresent():
-		return fmt.Errorf("no valid session for %s, and no terminal to show a sign-in code on; %s", c.key.Issuer, c.signInHint())
+	case s.DeviceLogin == DeviceLoginNever:
+		return fmt.Errorf("no valid session for %s and --device-login=never; %s", s.Key.Issuer, s.signInHint())
+	case s.DeviceLogin == DeviceLoginAuto && !s.humanPresent():
+		return fmt.Errorf("no valid session for %s, and no terminal to show a sign-in code on; %s", s.Key.Issuer, s.signInHint())
 	}
 	return nil
 }
 
-// refresh spends the refresh token once. The caller holds the lock.
-func (c *config) refresh(ctx context.Context, e *cache.Entry) (*cache.Entry, error) {
-	ep := endpoints{Token: e.TokenEndpoint, Revocation: e.RevocationEndpoint}
-	if c.TokenEndpoint != "" {
-		ep.Token = c.TokenEndpoint
-	}
-	if ep.Token == "" {
-		return nil, &oauthError{Code: "no token endpoint in the cached session"}
-	}
-	c.verbosef("refreshing the session at %s", ep.Token)
-	issuedAt := c.Clock.Now()
-	ts := c.oauth2Config(ep).TokenSource(c.oauth2Context(ctx), &oauth2.Token{RefreshToken: e.RefreshToken})
-	tok, err := ts.Token()
+// deviceLogin runs the Device Authorization Grant: it asks the provider
+// for a code, shows it, and polls until the person approves.
+func (s *Settings) deviceLogin(ctx context.Context, p *provider.Client, t *terminal.Terminal) (*cache.Entry, error) {
+	d, err := p.StartDeviceLogin(ctx)
 	if err != nil {
-		return nil, classify(ctx, err)
+		return nil, err
 	}
-	return c.newEntry(tok, issuedAt, ep, e), nil
+	t.ShowSignIn(terminal.SignIn{
+		Issuer:                  s.Key.Issuer,
+		UserCode:                d.UserCode,
+		VerificationURI:         d.VerificationURI,
+		VerificationURIComplete: d.VerificationURIComplete,
+		Expiry:                  d.Expiry,
+	}, s.Clock.Now())
+	tok, err := p.Poll(ctx, d, t)
+	if err != nil {
+		return nil, err
+	}
+	return newEntry(s.Key, tok, nil), nil
 }
 
-// saveAndWrite persists the new session before printing the credential, so
-// that a rotated refresh token is never lost; a failed save is a warning,
-// since the person still gets the token they just obtained.
-func (c *config) saveAndWrite(e *cache.Entry) error {
-	if err := c.sessions.Save(e); err != nil {
-		c.notef("could not save the session (%v); the token works now, but you will have to sign in again next time", err)
+// save saves a new session; a failed save is a warning, since the person
+// still gets the token they just obtained.
+func (s *Settings) save(sessions *cache.Sessions, e *cache.Entry, t *terminal.Terminal) {
+	if err := sessions.Save(e); err != nil {
+		t.Notef("could not save the session (%v); the token works for this command, but the next one will need a new sign-in", err)
+		return
 	}
-	c.store.ClearFailure(c.key.ID())
-	now := c.Clock.Now()
-	tok, exp, ok := c.fresh(e, now)
-	if tok == "" {
-		return fmt.Errorf("the provider returned no %s; request the openid scope for id_token, or use --token=access_token", c.Token)
+	if err := sessions.ClearFailure(s.Key.ID()); err != nil {
+		t.Verbosef("%v", err)
 	}
-	if !ok {
-		if exp.After(now) {
-			return c.write(issued{tok, credentialExpiry(exp, now)})
-		}
-		c.notef("the new %s already expired at %s by this machine's clock; check the clock", c.Token, exp.Local().Format(time.DateTime))
-		return c.write(issued{tok, time.Time{}})
+}
+
+// issue is the credential of a session just obtained.
+func (s *Settings) issue(e *cache.Entry, t *terminal.Terminal) (Credential, error) {
+	now := s.Clock.Now()
+	if cred, ok := s.fresh(e, now); ok {
+		return cred, nil
 	}
-	return c.write(issued{tok, exp})
+	token, expiry := chosen(e)
+	if token == "" {
+		return Credential{}, fmt.Errorf("the provider returned no %s; request the openid scope for id_token, or use --token=access_token", e.Key.Token)
+	}
+	if !expiry.After(now) {
+		t.Notef("the new %s has no lifetime left (the provider's expires_in, or this machine's clock); it is used for this command only", e.Key.Token)
+	}
+	return s.credential(token, expiry, now), nil
 }
 
 // announce says who signed in, from the ID token's claims.
-func (c *config) announce(e *cache.Entry) {
-	_, exp := c.chosen(e)
-	c.notef("%s as %s; the token is valid until %s", c.style(green, "signed in"), Who(e.IDToken), exp.Local().Format(time.DateTime))
-}
-
-// Who describes the person an ID token is about: e-mail or user name, the
-// display name and the subject when present; "an unknown user" otherwise.
-func Who(idToken string) string {
-	cl, ok := ParseClaims(idToken)
-	if !ok || cl.Subject == "" && cl.Email == "" && cl.Username == "" {
-		return "an unknown user (no ID token)"
-	}
-	main := cl.Email
-	if main == "" {
-		main = cl.Username
-	}
-	var extra []string
-	if cl.Name != "" && cl.Name != main {
-		extra = append(extra, cl.Name)
-	}
-	if main == "" {
-		main = cl.Subject
-	} else if cl.Subject != "" && cl.Subject != main {
-		extra = append(extra, "subject "+cl.Subject)
-	}
-	s := main
-	if len(extra) > 0 {
-		s += " (" + strings.Join(extra, ", ") + ")"
-	}
-	return Sanitize(s, 200)
-}
-
-// write prints the credential: the ExecCredential document, or the bare
-// token with --output=token.
-func (c *config) write(t issued) error {
-	var err error
-	if c.Output == OutputToken {
-		_, err = io.WriteString(c.Stdout, t.token+"\n")
-	} else {
-		err = WriteCredential(c.Stdout, c.exec.APIVersion, t.token, t.expiry)
-	}
-	if err != nil {
-		return fmt.Errorf("cannot write the credential to stdout: %v", err)
-	}
-	return nil
+func (s *Settings) announce(e *cache.Entry, t *terminal.Terminal) {
+	_, expiry := chosen(e)
+	t.Notef("%s as %s; the token is valid until %s", t.Green("signed in"), Who(e.IDToken), expiry.Local().Format(time.DateTime))
 }

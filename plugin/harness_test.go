@@ -196,11 +196,11 @@ func (s *session) deny(t testing.TB) func(string) {
 // entry reads the only session in the cache directory.
 func (s *session) entry(t testing.TB) *cache.Entry {
 	t.Helper()
-	l, err := cache.Store{Dir: s.cacheDir}.List()
-	if err != nil || len(l) != 1 || l[0].Err != nil {
-		t.Fatalf("cache holds %+v (%v), want one session", l, err)
+	l, err := (&cache.Sessions{Dir: s.cacheDir}).List()
+	if err != nil || len(l) != 1 || len(l[0].Copies) != 1 || l[0].Newest() == nil {
+		t.Fatalf("cache holds %+v (%v), want one session in one copy", l, err)
 	}
-	return l[0].Entry
+	return l[0].Newest()
 }
 
 func (s *session) counts(t testing.TB) providertest.Counts {

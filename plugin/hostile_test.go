@@ -16,10 +16,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/devicelogin/kubectl-device-login/cache"
+	"github.com/devicelogin/kubectl-device-login/plugin/terminal/terminaltest"
 )
 
 // hostile holds one of each kind of terminal control.
@@ -40,26 +39,6 @@ const hostile = "" +
 // hostileURLPart passes url.Parse (no ASCII controls) but holds bidi and
 // invisible characters, as a discovery document may.
 const hostileURLPart = "\u202eved\u2066\u200b\ufeff"
-
-// checkTerminal fails when text could act on a terminal or is a line too
-// long to read.
-func checkTerminal(t *testing.T, what, text string) {
-	t.Helper()
-	if !utf8.ValidString(text) {
-		t.Errorf("%s is not valid UTF-8: %q", what, text)
-	}
-	for _, r := range text {
-		if r != '\n' && unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029' {
-			t.Errorf("%s carries %U raw:\n%q", what, r, text)
-			return
-		}
-	}
-	for _, line := range strings.Split(text, "\n") {
-		if n := utf8.RuneCountInString(line); n > 1000 {
-			t.Errorf("%s has a %d-rune line", what, n)
-		}
-	}
-}
 
 // fakeJWT is an unsigned JWT with these claims (the plugin never checks
 // signatures; it only reads claims for display and expiry).
@@ -133,7 +112,7 @@ func TestHostileServerStringsInEveryPlace(t *testing.T) {
 			defer srv.Close()
 			clock := newFakeClock()
 			o := Options{IssuerURL: srv.URL, ClientID: "kubectl", CacheDir: filepath.Join(t.TempDir(), "cache"),
-				DeviceLogin: DeviceLoginAlways, Clock: clock, Verbose: tc.verbose}
+				DeviceLogin: DeviceLoginAlways, Clock: clock}
 			if tc.seed {
 				o.DeviceLogin = DeviceLoginNever
 				seed(t, o, cache.Entry{TokenEndpoint: srv.URL + "/token", AccessToken: "at-old", RefreshToken: "rt-old",
@@ -141,13 +120,13 @@ func TestHostileServerStringsInEveryPlace(t *testing.T) {
 			}
 			for i := 0; i < tc.runs; i++ {
 				clock.Advance(time.Second)
-				r := getToken(t, o)
+				r := getTokenVerbose(t, o, tc.verbose)
 				out := r.stderr.String()
 				if r.err != nil {
 					out += "device-login: " + r.err.Error() + "\n"
 				}
 				t.Logf("run %d:\n%s", i+1, out)
-				checkTerminal(t, "stderr and the error", out)
+				terminaltest.Check(t, "stderr and the error", out, true, 1000)
 				if strings.Contains(out, "pwned") && strings.Contains(out, "\x1b") {
 					t.Errorf("an escape sequence survived")
 				}

@@ -21,8 +21,8 @@ import (
 
 	"github.com/devicelogin/kubectl-device-login/cache"
 	"github.com/devicelogin/kubectl-device-login/cache/keyringtest"
-	"github.com/devicelogin/kubectl-device-login/plugin"
 	"github.com/devicelogin/kubectl-device-login/plugin/providertest"
+	"github.com/devicelogin/kubectl-device-login/plugin/status"
 )
 
 // --token-cache=keyring, run as kubectl runs the plugin, against a real
@@ -150,7 +150,7 @@ func TestKeyringSaveLoadRefreshLogout(t *testing.T) {
 				}
 			}
 			r = run([]string{"status", "-o", "json", "--cache-dir=" + s.cacheDir}, nil)
-			var infos []plugin.SessionInfo
+			var infos []status.Session
 			if err := json.Unmarshal([]byte(r.stdout), &infos); err != nil || len(infos) != 1 {
 				t.Fatalf("status -o json: %v\n%s", err, r.stdout)
 			}

@@ -11,7 +11,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -23,6 +25,8 @@ import (
 	"time"
 
 	"github.com/devicelogin/kubectl-device-login/cache"
+	"github.com/devicelogin/kubectl-device-login/plugin/provider"
+	"github.com/devicelogin/kubectl-device-login/plugin/terminal"
 )
 
 // fakeClock never sleeps: Sleep advances the time and records the wait.
@@ -63,6 +67,9 @@ func (f *fakeClock) Sleeps() []time.Duration {
 	return append([]time.Duration(nil), f.sleeps...)
 }
 
+// deviceCodeGrant is RFC 8628's grant type.
+const deviceCodeGrant = "urn:ietf:params:oauth:grant-type:device_code"
+
 // script is a scripted provider. Token answers are consumed in order; the
 // last one repeats.
 type script struct {
@@ -72,8 +79,19 @@ type script struct {
 	device func(w http.ResponseWriter, r *http.Request)
 	token  []func(w http.ResponseWriter, r *http.Request)
 	issuer string // overrides the discovery issuer when set
-	forms  []url.Values
-	counts map[string]int
+	// methods is the discovery's token_endpoint_auth_methods_supported.
+	methods []string
+	forms   []url.Values
+	auths   []string // each request's HTTP Basic user:password, or ""
+	counts  map[string]int
+}
+
+// basic is the request's HTTP Basic credentials as "user:password".
+func basic(r *http.Request) string {
+	if u, p, ok := r.BasicAuth(); ok {
+		return u + ":" + p
+	}
+	return ""
 }
 
 func newScript(t *testing.T) *script {
@@ -85,17 +103,22 @@ func newScript(t *testing.T) *script {
 		if s.issuer != "" {
 			iss = s.issuer
 		}
-		writeJSON(w, 200, map[string]any{
+		doc := map[string]any{
 			"issuer":                        iss,
 			"device_authorization_endpoint": s.srv.URL + "/device",
 			"token_endpoint":                s.srv.URL + "/token",
-		})
+		}
+		if s.methods != nil {
+			doc["token_endpoint_auth_methods_supported"] = s.methods
+		}
+		writeJSON(w, 200, doc)
 	})
 	mux.HandleFunc("/device", func(w http.ResponseWriter, r *http.Request) {
 		s.count("device")
 		r.ParseForm()
 		s.mu.Lock()
 		s.forms = append(s.forms, r.PostForm)
+		s.auths = append(s.auths, basic(r))
 		h := s.device
 		s.mu.Unlock()
 		if h != nil {
@@ -114,6 +137,7 @@ func newScript(t *testing.T) *script {
 		s.count("token:" + r.PostForm.Get("grant_type"))
 		s.mu.Lock()
 		s.forms = append(s.forms, r.PostForm)
+		s.auths = append(s.auths, basic(r))
 		var h func(w http.ResponseWriter, r *http.Request)
 		if len(s.token) > 0 {
 			h = s.token[0]
@@ -179,9 +203,15 @@ func hangUp(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// noExpiresIn makes success leave expires_in out.
+const noExpiresIn = math.MinInt
+
 func success(access, refresh string, expiresIn int) func(w http.ResponseWriter, r *http.Request) {
 	return func(w http.ResponseWriter, r *http.Request) {
-		m := map[string]any{"access_token": access, "token_type": "Bearer", "expires_in": expiresIn}
+		m := map[string]any{"access_token": access, "token_type": "Bearer"}
+		if expiresIn != noExpiresIn {
+			m["expires_in"] = expiresIn
+		}
 		if refresh != "" {
 			m["refresh_token"] = refresh
 		}
@@ -195,7 +225,7 @@ type run struct {
 }
 
 // options for an in-process run against the script, with a terminal.
-func (s *script) options(t *testing.T, clock Clock) Options {
+func (s *script) options(t *testing.T, clock provider.Clock) Options {
 	return Options{
 		IssuerURL:   s.srv.URL,
 		ClientID:    "kubectl",
@@ -205,13 +235,28 @@ func (s *script) options(t *testing.T, clock Clock) Options {
 	}
 }
 
+// getToken runs get-token in this process as main does: settings
+// resolved, messages to a terminal (not a TTY), the credential written,
+// the error sanitized as main prints it.
 func getToken(t *testing.T, o Options) *run {
+	return getTokenVerbose(t, o, false)
+}
+
+func getTokenVerbose(t *testing.T, o Options, verbose bool) *run {
 	t.Helper()
 	r := &run{}
-	o.Stdout, o.Stderr = &r.stdout, &r.stderr
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	r.err = GetToken(ctx, o)
+	s, err := Resolve(o)
+	if err == nil {
+		var cred Credential
+		if cred, err = GetToken(ctx, s, terminal.New(&r.stderr, terminal.Options{Verbose: verbose})); err == nil {
+			err = cred.Write(&r.stdout)
+		}
+	}
+	if err != nil {
+		r.err = errors.New(terminal.Sanitize(err.Error(), 4000))
+	}
 	return r
 }
 
@@ -461,41 +506,68 @@ func TestServerStringsAreSanitizedOnTheTerminal(t *testing.T) {
 }
 
 func TestConfidentialClientSendsItsSecretButNeverShowsIt(t *testing.T) {
-	s := newScript(t)
-	s.Token(oauthErr("authorization_pending"), success("at-5", "rt-5", 3600))
-	o := s.options(t, newFakeClock())
-	o.ClientSecret = "s3cret-value"
-	o.ExtraParams = []string{"audience=kubernetes"}
-	o.Verbose = true
-	r := getToken(t, o)
-	if r.err != nil {
-		t.Fatal(r.err)
+	for _, tc := range []struct {
+		auth      string
+		basic     bool // HTTP Basic (RFC 6749 §2.3.1), else the body
+		discovery []string
+	}{
+		{auth: "", basic: true},
+		{auth: "basic", basic: true},
+		{auth: "post", basic: false},
+		{auth: "", basic: false, discovery: []string{"client_secret_post", "private_key_jwt"}},
+	} {
+		t.Run(fmt.Sprintf("client-auth=%q, discovery %v", tc.auth, tc.discovery), func(t *testing.T) {
+			s := newScript(t)
+			s.methods = tc.discovery
+			s.Token(oauthErr("authorization_pending"), success("at-5", "rt-5", 3600))
+			o := s.options(t, newFakeClock())
+			o.ClientSecret = "s3cret/value+1"
+			o.ClientAuth = tc.auth
+			o.ExtraParams = []string{"audience=kubernetes"}
+			r := getTokenVerbose(t, o, true)
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			s.mu.Lock()
+			forms, auths := s.forms, s.auths
+			s.mu.Unlock()
+			if got := forms[0]; got.Get("audience") != "kubernetes" || got.Get("scope") != "offline_access openid" {
+				t.Errorf("device authorization form = %v", got)
+			}
+			for i, f := range forms {
+				// Basic credentials are form-encoded first (RFC 6749 §2.3.1).
+				inHeader := auths[i] == "kubectl:s3cret%2Fvalue%2B1"
+				inBody := f.Get("client_secret") == "s3cret/value+1" && f.Get("client_id") == "kubectl"
+				if inHeader != tc.basic || inBody == tc.basic {
+					t.Errorf("request %d: secret in the header %t, in the body %t; want Basic %t", i, inHeader, inBody, tc.basic)
+				}
+			}
+			r.noSecrets(t, "s3cret/value+1", "s3cret%2Fvalue%2B1", "at-5", "rt-5", "dc-secret")
+		})
 	}
-	s.mu.Lock()
-	forms := s.forms
-	s.mu.Unlock()
-	if got := forms[0]; got.Get("client_secret") != "s3cret-value" || got.Get("audience") != "kubernetes" || got.Get("scope") != "openid offline_access" {
-		t.Errorf("device authorization form = %v", got)
-	}
-	for _, f := range forms[1:] {
-		if f.Get("client_secret") != "s3cret-value" || f.Get("client_id") != "kubectl" {
-			t.Errorf("token request lacks client credentials in the body: %v", f)
-		}
-	}
-	r.noSecrets(t, "s3cret-value", "at-5", "rt-5", "dc-secret")
 }
 
 // seed writes a session for the script's issuer into the cache.
 func seed(t *testing.T, o Options, e cache.Entry) {
 	t.Helper()
-	c, err := o.resolve(ExecInfo{APIVersion: APIVersionV1})
+	s, err := Resolve(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.Key = c.key
-	if err := c.store.Save(&e); err != nil {
+	e.Key = s.Key
+	if err := (cache.Store{Dir: s.CacheDir}).Save(&e); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// stored is the session file of these options.
+func stored(t *testing.T, o Options) (cache.Store, cache.Key) {
+	t.Helper()
+	s, err := Resolve(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cache.Store{Dir: s.CacheDir}, s.Key
 }
 
 func TestRefreshIsOneRequestAndPersistsTheRotatedToken(t *testing.T) {
@@ -525,8 +597,8 @@ func TestRefreshIsOneRequestAndPersistsTheRotatedToken(t *testing.T) {
 	if s.Count("discovery") != 0 || s.Count("token:refresh_token") != 1 {
 		t.Errorf("requests: %v", s.counts)
 	}
-	c, _ := o.resolve(ExecInfo{APIVersion: APIVersionV1})
-	e, err := c.store.Load(c.key)
+	store, key := stored(t, o)
+	e, err := store.Load(key)
 	if err != nil || e.RefreshToken != "rt-new" || e.AccessToken != "at-new" {
 		t.Errorf("cache after refresh: %+v, %v", e, err)
 	}
@@ -560,13 +632,13 @@ func TestRefreshFailureWithNothingValidLeavesTheCacheAlone(t *testing.T) {
 	o := s.options(t, clock)
 	seed(t, o, cache.Entry{TokenEndpoint: s.srv.URL + "/token", AccessToken: "at-old", RefreshToken: "rt-old",
 		IssuedAt: clock.Now().Add(-time.Hour), Expiry: clock.Now().Add(-time.Second)})
-	c, _ := o.resolve(ExecInfo{APIVersion: APIVersionV1})
-	before, _ := os.ReadFile(c.store.Path(c.key.ID()))
+	store, key := stored(t, o)
+	before, _ := os.ReadFile(store.Path(key.ID()))
 	r := getToken(t, o)
 	if r.err == nil || !strings.Contains(r.err.Error(), "could not refresh the session: the provider answered HTTP 502; try again") {
 		t.Fatalf("err = %v", r.err)
 	}
-	after, _ := os.ReadFile(c.store.Path(c.key.ID()))
+	after, _ := os.ReadFile(store.Path(key.ID()))
 	if !bytes.Equal(before, after) {
 		t.Errorf("the cache file changed")
 	}
@@ -589,7 +661,7 @@ func TestInvalidGrantMeansSignInAgain(t *testing.T) {
 	if tok, _ := r.credential(t); tok != "at-fresh" {
 		t.Errorf("token %q", tok)
 	}
-	if s.Count("device") != 1 || !strings.Contains(r.stderr.String(), "session has ended at the provider (invalid_grant)") {
+	if s.Count("device") != 1 || !strings.Contains(r.stderr.String(), "no longer accepts the session's refresh token (the provider answered invalid_grant") {
 		t.Errorf("counts %v, stderr %s", s.counts, r.stderr.String())
 	}
 }
@@ -597,20 +669,31 @@ func TestInvalidGrantMeansSignInAgain(t *testing.T) {
 func TestAbsurdExpiriesAreHandled(t *testing.T) {
 	for name, tc := range map[string]struct {
 		expiresIn int
-		wantSpan  time.Duration // expirationTimestamp - now, roughly
+		refresh   string
+		// wantSpan is expirationTimestamp - now, roughly; 0 means no
+		// timestamp, or none in the future.
+		wantSpan time.Duration
+		note     string
 	}{
-		"a century":       {100 * 365 * 24 * 3600, maxLifetime - time.Minute},
-		"max int64-ish":   {1 << 62, maxLifetime - time.Minute},
-		"no expires_in":   {0, unknownLifetime - time.Minute},
-		"one second left": {1, 0}, // margin capped at half: timestamp dropped when not in the future
+		"a century":                  {100 * 365 * 24 * 3600, "", maxLifetime, ""},
+		"a century, refreshable":     {100 * 365 * 24 * 3600, "rt", maxLifetime - time.Minute, ""},
+		"max int64-ish":              {1 << 62, "", maxLifetime, ""},
+		"no expires_in":              {noExpiresIn, "", unknownLifetime, ""},
+		"no expires_in, refreshable": {noExpiresIn, "rt", unknownLifetime - time.Minute, ""},
+		"expires_in 0":               {0, "rt", 0, "has no lifetime left"},
+		"expires_in below 0":         {-5, "rt", 0, "has no lifetime left"},
+		"one second left":            {1, "rt", 0, ""}, // margin capped at half: timestamp dropped when not in the future
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := newScript(t)
-			s.Token(success("at-x", "", tc.expiresIn))
+			s.Token(success("at-x", tc.refresh, tc.expiresIn))
 			clock := newFakeClock()
 			r := getToken(t, s.options(t, clock))
 			if r.err != nil {
 				t.Fatal(r.err)
+			}
+			if !strings.Contains(r.stderr.String(), tc.note) {
+				t.Errorf("stderr lacks %q:\n%s", tc.note, r.stderr.String())
 			}
 			_, exp := r.credential(t)
 			if tc.wantSpan == 0 {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/devicelogin/kubectl-device-login/plugin"
 	"github.com/devicelogin/kubectl-device-login/plugin/providertest"
+	"github.com/devicelogin/kubectl-device-login/plugin/setup"
 )
 
 // viewUser reads a user entry back through kubectl, as kubectl sees it.
@@ -96,7 +97,7 @@ func TestSetupWritesAWorkingUser(t *testing.T) {
 		t.Fatalf("setup: exit %d\n%s", r.exit, r.stderr)
 	}
 	exec := viewUser(t, kc, "olympus")
-	if exec["apiVersion"] != plugin.APIVersionV1 || exec["interactiveMode"] != "Never" || exec["command"] != pluginBin || exec["installHint"] != plugin.InstallHint {
+	if exec["apiVersion"] != plugin.APIVersionV1 || exec["interactiveMode"] != "Never" || exec["command"] != pluginBin || exec["installHint"] != setup.InstallHint {
 		t.Errorf("user entry: %v", exec)
 	}
 	wantArgs := append([]any{"get-token"}, toAny(s.flags)...)
@@ -161,7 +162,7 @@ func TestSetupFromKubelogin(t *testing.T) {
 	exec := viewUser(t, kc, "oidc")
 	got, _ := json.Marshal(exec["args"])
 	want := `["get-token","--scope=openid","--scope=offline_access","--scope=email","--scope=groups","--token=id_token","--issuer-url=https://auth.example.com","--client-id=kubernetes","--certificate-authority=/etc/ca.pem","--token-cache=keyring"]`
-	if string(got) != want || exec["command"] != "kubectl-device_login" || exec["interactiveMode"] != "Never" || exec["installHint"] != plugin.InstallHint {
+	if string(got) != want || exec["command"] != "kubectl-device_login" || exec["interactiveMode"] != "Never" || exec["installHint"] != setup.InstallHint {
 		t.Errorf("converted entry: args %s, exec %v", got, exec)
 	}
 	if env, _ := json.Marshal(exec["env"]); !strings.Contains(string(env), "HTTPS_PROXY") {

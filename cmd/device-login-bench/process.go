@@ -203,12 +203,12 @@ type storm struct {
 // count as failed. It returns when all have exited.
 func hitStorm(ctx context.Context, bin string, s *hitSession, n int, env []string) (storm, error) {
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	unlock, err := cache.Store{Dir: s.dir}.Lock(lctx, s.key.ID(), nil)
+	lock, err := cache.Store{Dir: s.dir}.Lock(lctx, s.key.ID(), nil)
 	cancel()
 	if err != nil {
 		return storm{}, fmt.Errorf("taking the session's lock for the storm: %v", err)
 	}
-	defer unlock()
+	defer lock.Release()
 	hctx, cancelHits := context.WithTimeout(ctx, time.Minute)
 	defer cancelHits()
 	type outcome struct {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,6 +25,10 @@ import (
 	"golang.org/x/term"
 
 	"github.com/devicelogin/kubectl-device-login/plugin"
+	"github.com/devicelogin/kubectl-device-login/plugin/logout"
+	"github.com/devicelogin/kubectl-device-login/plugin/setup"
+	"github.com/devicelogin/kubectl-device-login/plugin/status"
+	"github.com/devicelogin/kubectl-device-login/plugin/terminal"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -80,6 +85,7 @@ type command struct {
 // values holds every flag's destination.
 type values struct {
 	o             plugin.Options
+	verbose       bool
 	force, all    bool
 	output        string
 	qr            string
@@ -156,14 +162,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case errors.Is(err, errUsage):
 			return 2
 		case errors.Is(err, context.Canceled):
-			fmt.Fprintln(stderr, "device-login: interrupted; nothing was saved, run the command again when ready")
+			fmt.Fprintln(stderr, "device-login: interrupted; nothing was changed, run the command again when ready")
 			return 130
 		default:
-			fmt.Fprintf(stderr, "device-login: %v\n", err)
+			// The one place errors are printed: whatever they quote
+			// (a provider's words, a kubeconfig's names) is sanitized.
+			fmt.Fprintf(stderr, "device-login: %s\n", terminal.Sanitize(err.Error(), 4000))
 			return 1
 		}
 	}
-	fmt.Fprintf(stderr, "device-login: unknown command %q; run 'kubectl device-login --help' for the list\n", plugin.Sanitize(args[0], 60))
+	fmt.Fprintf(stderr, "device-login: unknown command %q; run 'kubectl device-login --help' for the list\n", terminal.Sanitize(args[0], 60))
 	return 2
 }
 
@@ -195,8 +203,11 @@ func parse(fs *pflag.FlagSet, e *env, usage string, args []string, allowArgs boo
 	if err == nil && fs.NArg() > 0 && !allowArgs {
 		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	if err == nil {
+		err = emptyValue(fs)
+	}
 	if err != nil {
-		fmt.Fprintf(e.stderr, "device-login: %s\n\n", plugin.Sanitize(err.Error(), 200))
+		fmt.Fprintf(e.stderr, "device-login: %s\n\n", terminal.Sanitize(err.Error(), 200))
 		fmt.Fprint(e.stderr, usage)
 		fmt.Fprintf(e.stderr, "\nRun 'kubectl device-login %s --help' for all flags.\n", fs.Name())
 		return errUsage
@@ -204,37 +215,71 @@ func parse(fs *pflag.FlagSet, e *env, usage string, args []string, allowArgs boo
 	return nil
 }
 
+// emptyValue refuses a flag given with an empty value (--token=): one
+// rule for every flag, since an empty value never means anything useful.
+// Leaving a flag out gives its default.
+func emptyValue(fs *pflag.FlagSet) error {
+	var err error
+	fs.Visit(func(f *pflag.Flag) {
+		empty := f.Value.String() == ""
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			empty = slices.Contains(sv.GetSlice(), "")
+		}
+		if empty && err == nil {
+			err = fmt.Errorf("--%s needs a value; leave the flag out to get its default", f.Name)
+		}
+	})
+	return err
+}
+
+// choice describes an enumerated flag: what it does and its values.
+func choice(flag, what string) string {
+	return what + ": " + strings.Join(plugin.Allowed(flag), ", ")
+}
+
 // identityFlags are the flags that say which login a command is about.
 func identityFlags(fs *pflag.FlagSet, o *plugin.Options) {
 	fs.StringVar(&o.IssuerURL, "issuer-url", "", "OpenID provider's issuer URL (https, or http on loopback)")
 	fs.StringVar(&o.ClientID, "client-id", "", "OAuth 2.0 client ID registered for kubectl")
-	fs.StringVar(&o.ClientSecret, "client-secret", "", "client secret, for confidential clients only (public clients need none)")
+	secretFlags(fs, o)
 	fs.StringArrayVar(&o.Scopes, "scope", nil, "scope to request; repeat for several (default openid and offline_access)")
 	fs.StringArrayVar(&o.ExtraParams, "extra-param", nil, "name=value sent with the device authorization request, e.g. audience=kubernetes; repeatable")
-	fs.StringVar(&o.Token, "token", plugin.TokenAccess, "token to give kubectl: access_token or id_token")
+	fs.StringVar(&o.Token, "token", plugin.TokenAccess, choice("token", "token to give kubectl"))
+	fs.StringVar(&o.GrantType, "grant-type", plugin.GrantDeviceCode, choice("grant-type", "how to get tokens (client-credentials: the client's own, for CI; needs the client secret)"))
+	fs.StringVar(&o.PKCE, "pkce", "auto", choice("pkce", "send a PKCE challenge with the device authorization request (auto: when the provider advertises S256)"))
+}
+
+// secretFlags say where a confidential client's secret is.
+func secretFlags(fs *pflag.FlagSet, o *plugin.Options) {
+	fs.StringVar(&o.ClientSecret, "client-secret", "", "client secret, for confidential clients only (visible to every user of this machine on the command line: prefer $"+plugin.ClientSecretEnv+" or --client-secret-file)")
+	fs.StringVar(&o.ClientSecretFile, "client-secret-file", "", "file that holds the client secret")
+	fs.StringVar(&o.ClientAuth, "client-auth", "", choice("client-auth", "how a confidential client sends its secret (default basic, unless the provider only takes post)"))
 }
 
 // transportFlags say how to reach the provider and where sessions live.
-func transportFlags(fs *pflag.FlagSet, o *plugin.Options) {
+func transportFlags(fs *pflag.FlagSet, v *values) {
+	o := &v.o
 	fs.StringVar(&o.DeviceAuthorizationEndpoint, "device-authorization-endpoint", "", "device authorization endpoint, for providers without discovery")
 	fs.StringVar(&o.TokenEndpoint, "token-endpoint", "", "token endpoint, for providers without discovery")
 	fs.StringArrayVar(&o.CertificateAuthorities, "certificate-authority", nil, "PEM file of a CA to trust for the provider, besides the system's; repeatable")
+	fs.StringArrayVar(&o.CertificateAuthorityData, "certificate-authority-data", nil, "base64 PEM of a CA to trust for the provider, as in a kubeconfig; repeatable")
+	fs.BoolVar(&o.AllowCrossOriginEndpoints, "allow-cross-origin-endpoints", false, "accept device authorization and token endpoints that discovery names on another origin than the issuer")
 	fs.BoolVar(&o.InsecureSkipTLSVerify, "insecure-skip-tls-verify", false, "do not check the provider's certificate (for tests only)")
 	fs.DurationVar(&o.RequestTimeout, "request-timeout", plugin.DefaultRequestTimeout, "longest wait for one answer from the provider")
-	cacheFlag(fs, o)
-	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "describe each step on stderr (never prints tokens)")
+	cacheFlags(fs, v)
 }
 
-func cacheFlag(fs *pflag.FlagSet, o *plugin.Options) {
-	fs.StringVar(&o.CacheDir, "cache-dir", "", "directory for sessions (default "+plugin.DefaultCacheDir()+")")
-	fs.StringVar(&o.TokenCache, "token-cache", plugin.TokenCacheDisk, "where sessions are kept: disk (files in the cache directory), keyring (the OS keychain; disk with a warning when it cannot be used), none (nothing kept: a sign-in on every run)")
+func cacheFlags(fs *pflag.FlagSet, v *values) {
+	fs.StringVar(&v.o.CacheDir, "cache-dir", "", "directory for sessions (default "+plugin.DefaultCacheDir()+")")
+	fs.StringVar(&v.o.TokenCache, "token-cache", plugin.TokenCacheDisk, choice("token-cache", "where sessions are kept (disk: files in the cache directory; keyring: the OS keychain, disk with a warning when it cannot be used; none: nothing kept, a sign-in on every run)"))
+	fs.BoolVarP(&v.verbose, "verbose", "v", false, "describe each step on stderr (never prints tokens)")
 }
 
 // signInFlags shape the sign-in itself.
 func signInFlags(fs *pflag.FlagSet, v *values) {
 	fs.DurationVar(&v.o.RefreshMargin, "refresh-margin", plugin.DefaultRefreshMargin, "refresh this long before the token expires (at most half its lifetime)")
 	fs.DurationVar(&v.o.LockTimeout, "lock-timeout", plugin.DefaultLockTimeout, "longest wait for another sign-in or refresh of the same session")
-	fs.StringVar(&v.qr, "qr", plugin.QRAuto, "QR code of the sign-in address: auto (on a terminal, when it fits), always, never")
+	fs.StringVar(&v.qr, "qr", terminal.QRAuto, choice("qr", "QR code of the sign-in address (auto: on a terminal, when it fits)"))
 	fs.BoolVar(&v.openBrowser, "open-browser", false, "also open the sign-in address in this machine's browser")
 }
 
@@ -250,10 +295,10 @@ stderr. kubectl runs this from the kubeconfig's exec block; scripts can use
 func getTokenFlags(fs *pflag.FlagSet, v *values) {
 	identityFlags(fs, &v.o)
 	signInFlags(fs, v)
-	fs.StringVar(&v.o.DeviceLogin, "device-login", plugin.DeviceLoginAuto, "when to start a device login: auto (when someone can see stderr), always, never")
+	fs.StringVar(&v.o.DeviceLogin, "device-login", plugin.DeviceLoginAuto, choice("device-login", "when to start a device login (auto: when someone can see stderr)"))
 	fs.DurationVar(&v.o.RememberFailure, "remember-failure", plugin.DefaultRememberFailure, "repeat a failed sign-in to kubectl's re-runs and background callers for this long instead of retrying (0 disables)")
-	fs.StringVarP(&v.o.Output, "output", "o", plugin.OutputJSON, "json (an ExecCredential) or token (the bare token, for scripts)")
-	transportFlags(fs, &v.o)
+	fs.StringVarP(&v.o.Output, "output", "o", plugin.OutputJSON, choice("output", "what to print (json: an ExecCredential; token: the bare token, for scripts)"))
+	transportFlags(fs, v)
 }
 
 func runGetToken(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) error {
@@ -261,23 +306,57 @@ func runGetToken(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) erro
 		v.o.RememberFailure = -1
 	}
 	v.o.ExecInfo = os.Getenv("KUBERNETES_EXEC_INFO")
-	prepare(e, v)
-	return plugin.GetToken(ctx, v.o)
+	s, t, err := prepare(e, v)
+	if err != nil {
+		return err
+	}
+	cred, err := plugin.GetToken(ctx, s, t)
+	if err != nil {
+		return err
+	}
+	// The one place that writes the credential.
+	if err := cred.Write(e.stdout); err != nil {
+		return fmt.Errorf("cannot write the credential to stdout: %v", err)
+	}
+	return nil
 }
 
-// prepare fills the options that come from the process, not from flags.
-func prepare(e *env, v *values) {
-	v.o.Stdout, v.o.Stderr = e.stdout, e.stderr
-	v.o.StderrIsTerminal = isTerminal(e.stderr)
-	v.o.Color = v.o.StderrIsTerminal && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
-	v.o.QR = v.qr
+// prepare fills the options that come from the process, not from flags,
+// resolves them, and makes the terminal for stderr.
+func prepare(e *env, v *values) (*plugin.Settings, *terminal.Terminal, error) {
+	t := newTerminal(e, v)
+	v.o.StderrIsTerminal = t.IsTerminal()
+	if err := checkQR(v.qr); err != nil {
+		return nil, nil, err
+	}
+	s, err := plugin.Resolve(v.o)
+	return s, t, err
+}
+
+func checkQR(qr string) error {
+	if qr != "" && !slices.Contains(plugin.Allowed("qr"), qr) {
+		return fmt.Errorf("--qr must be %s, not %q", strings.Join(plugin.Allowed("qr"), ", "), terminal.Sanitize(qr, 40))
+	}
+	return nil
+}
+
+// newTerminal is stderr, as the person sees it.
+func newTerminal(e *env, v *values) *terminal.Terminal {
+	isTerm := isTerminal(e.stderr)
+	o := terminal.Options{
+		IsTerminal: isTerm,
+		Color:      isTerm && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb",
+		Verbose:    v.verbose,
+		QR:         v.qr,
+	}
 	if v.openBrowser {
-		v.o.OpenBrowser = func(url string) error {
+		o.OpenBrowser = func(url string) error {
 			// Whatever the browser launcher prints stays off stdout.
 			browser.Stdout, browser.Stderr = io.Discard, io.Discard
 			return browser.OpenURL(url)
 		}
 	}
+	return terminal.New(e.stderr, o)
 }
 
 const loginUsage = `Usage: kubectl device-login login --issuer-url=URL --client-id=ID [flags]
@@ -291,12 +370,15 @@ func loginCmdFlags(fs *pflag.FlagSet, v *values) {
 	identityFlags(fs, &v.o)
 	fs.BoolVar(&v.force, "force", false, "discard the cached session and sign in again")
 	signInFlags(fs, v)
-	transportFlags(fs, &v.o)
+	transportFlags(fs, v)
 }
 
 func runLogin(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) error {
-	prepare(e, v)
-	return plugin.Login(ctx, v.o, v.force)
+	s, t, err := prepare(e, v)
+	if err != nil {
+		return err
+	}
+	return plugin.Login(ctx, s, t, v.force)
 }
 
 const logoutUsage = `Usage: kubectl device-login logout --issuer-url=URL --client-id=ID [flags]
@@ -310,18 +392,28 @@ revocation endpoint. A provider that cannot be reached does not stop it.
 func logoutFlags(fs *pflag.FlagSet, v *values) {
 	identityFlags(fs, &v.o)
 	fs.BoolVar(&v.all, "all", false, "sign out of every cached session")
-	transportFlags(fs, &v.o)
+	transportFlags(fs, v)
 }
 
 func runLogout(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) error {
-	prepare(e, v)
 	if v.all {
-		if v.o.IssuerURL != "" || v.o.ClientID != "" {
+		switch {
+		case v.o.IssuerURL != "" || v.o.ClientID != "":
 			return fmt.Errorf("--all signs out of every session; leave out --issuer-url and --client-id, or leave out --all")
+		case v.o.ClientSecret != "" || v.o.ClientSecretFile != "":
+			return fmt.Errorf("--all does not take a client secret, which would go to every provider in the cache; sign out of a confidential client's session with logout --issuer-url=… --client-id=… and its secret")
 		}
-		return plugin.LogoutAll(ctx, v.o)
+		s, err := plugin.ResolveCache(v.o)
+		if err != nil {
+			return err
+		}
+		return logout.All(ctx, s.ForSession(s.Key), newTerminal(e, v))
 	}
-	return plugin.Logout(ctx, v.o)
+	s, t, err := prepare(e, v)
+	if err != nil {
+		return err
+	}
+	return logout.Logout(ctx, s, t)
 }
 
 const statusUsage = `Usage: kubectl device-login status [-o json] [--cache-dir=DIR] [--token-cache=keyring]
@@ -334,12 +426,15 @@ whether the keyring can be used now.
 
 func statusFlags(fs *pflag.FlagSet, v *values) {
 	fs.StringVarP(&v.output, "output", "o", "text", "text or json")
-	cacheFlag(fs, &v.o)
+	cacheFlags(fs, v)
 }
 
 func runStatus(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) error {
-	prepare(e, v)
-	return plugin.Status(v.o, v.output)
+	s, err := plugin.ResolveCache(v.o)
+	if err != nil {
+		return err
+	}
+	return status.Status(ctx, s, newTerminal(e, v), e.stdout, v.output)
 }
 
 const setupUsage = `Usage: kubectl device-login setup --issuer-url=URL --client-id=ID [flags]
@@ -371,14 +466,15 @@ func setupFlags(fs *pflag.FlagSet, v *values) {
 	fs.StringVar(&v.qr, "qr", "", "QR code setting to store: auto, always, never")
 	fs.BoolVar(&v.openBrowser, "open-browser", false, "store --open-browser in the user entry")
 	fs.DurationVar(&v.o.RefreshMargin, "refresh-margin", plugin.DefaultRefreshMargin, "refresh margin to store")
-	transportFlags(fs, &v.o)
+	transportFlags(fs, v)
 }
 
 // storedBySetup tells whether a flag given to setup is stored as a
 // get-token flag in the kubeconfig.
 func storedBySetup(name string) bool {
 	switch name {
-	case "issuer-url", "client-id", "client-secret", "scope", "extra-param", "token",
+	case "issuer-url", "client-id", "client-secret", "client-secret-file", "client-auth", "grant-type", "pkce", "scope", "extra-param", "token",
+		"certificate-authority-data", "allow-cross-origin-endpoints",
 		"device-authorization-endpoint", "token-endpoint", "certificate-authority",
 		"insecure-skip-tls-verify", "request-timeout", "cache-dir", "token-cache", "verbose",
 		"qr", "open-browser", "refresh-margin":
@@ -404,7 +500,7 @@ func runSetup(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) error {
 	if v.fromKubelogin && len(args) > 0 {
 		return fmt.Errorf("--from-kubelogin takes its settings from the kubelogin entries; leave out the other flags")
 	}
-	return plugin.Setup(ctx, plugin.SetupOptions{
+	return setup.Setup(ctx, setup.Options{
 		Login: v.o, Args: args, User: v.user, Context: v.ctx, Kubeconfig: v.kubeconfig,
 		Command: v.command, ProvideClusterInfo: v.clusterInfo, DryRun: v.dryRun,
 		FromKubelogin: v.fromKubelogin, Stdout: e.stdout, Stderr: e.stderr,

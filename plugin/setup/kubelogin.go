@@ -1,8 +1,10 @@
-package plugin
+package setup
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/devicelogin/kubectl-device-login/plugin"
 	"path/filepath"
 	"strings"
 )
@@ -80,7 +82,7 @@ func kubeloginArgs(command string, args []string) ([]string, bool) {
 // ones that do not carry over.
 func convertKubelogin(args []string) (ours []string, dropped []string) {
 	scopes := []string{"openid", "offline_access"}
-	token := TokenID // kubelogin hands kubectl the ID token by default
+	token := plugin.TokenID // kubelogin hands kubectl the ID token by default
 	var rest []string
 	table := kubeloginFlags()
 	for i := 0; i < len(args); i++ {
@@ -100,7 +102,7 @@ func convertKubelogin(args []string) (ours []string, dropped []string) {
 			dropped = append(dropped, "--"+name+" (unknown to this conversion)")
 		case name == "oidc-use-access-token":
 			if value == "" || value == "true" {
-				token = TokenAccess
+				token = plugin.TokenAccess
 			}
 		case f.to == nil:
 			dropped = append(dropped, "--"+name+" ("+f.why+")")
@@ -126,7 +128,7 @@ func convertKubelogin(args []string) (ours []string, dropped []string) {
 // setupFromKubelogin rewrites every user entry that runs kubelogin's
 // get-token so that it runs this plugin, keeping the entry's name (so the
 // contexts that use it keep working) and its environment.
-func setupFromKubelogin(ctx context.Context, so SetupOptions) error {
+func setupFromKubelogin(ctx context.Context, so Options) error {
 	out, err := so.kubectl(ctx, "config", "view", "--raw", "-o", "json")
 	if err != nil {
 		return err

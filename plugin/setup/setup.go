@@ -1,11 +1,18 @@
-package plugin
+// Package setup writes kubeconfig user entries that run the plugin, and
+// converts those of int128/kubelogin (kubectl oidc-login).
+package setup
 
 import (
 	"bytes"
+
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/devicelogin/kubectl-device-login/cache"
+	"github.com/devicelogin/kubectl-device-login/plugin"
+	"github.com/devicelogin/kubectl-device-login/plugin/provider"
+	"github.com/devicelogin/kubectl-device-login/plugin/terminal"
 	"io"
 	"os"
 	"os/exec"
@@ -20,10 +27,10 @@ const InstallHint = "kubectl-device-login signs you in to this cluster with a de
 	"Install it with 'kubectl krew install device-login' (or from https://github.com/devicelogin/kubectl-device-login) " +
 	"so that kubectl-device_login is on your PATH."
 
-// SetupOptions configure Setup.
-type SetupOptions struct {
+// Options configure Setup.
+type Options struct {
 	// Login holds the sign-in settings; they are checked like get-token's.
-	Login Options
+	Login plugin.Options
 	// Args are the get-token flags to store in the kubeconfig, as given
 	// on the command line ("--name=value").
 	Args []string
@@ -49,7 +56,7 @@ type SetupOptions struct {
 	Stdout, Stderr io.Writer
 }
 
-func (so *SetupOptions) defaults() {
+func (so *Options) defaults() {
 	if so.User == "" {
 		so.User = "device-login"
 	}
@@ -71,7 +78,7 @@ func (so *SetupOptions) defaults() {
 // `kubectl config set-credentials` (so kubectl decides which file and how
 // it is written), then adds the installHint that set-credentials cannot
 // set, and optionally points a context at the user.
-func Setup(ctx context.Context, so SetupOptions) error {
+func Setup(ctx context.Context, so Options) error {
 	so.defaults()
 	if so.FromKubelogin {
 		return setupFromKubelogin(ctx, so)
@@ -80,7 +87,7 @@ func Setup(ctx context.Context, so SetupOptions) error {
 	if so.ProvideClusterInfo && o.IssuerURL == "" {
 		o.IssuerURL, o.ClientID = "https://cluster-extension.invalid", "from-cluster-extension"
 	}
-	c, err := o.resolve(ExecInfo{APIVersion: APIVersionV1})
+	s, err := plugin.Resolve(o)
 	if err != nil {
 		return err
 	}
@@ -88,27 +95,27 @@ func Setup(ctx context.Context, so SetupOptions) error {
 		fmt.Fprintln(so.Stderr, "Note: the client secret is stored in the kubeconfig in plain text; public clients need none.")
 	}
 	if !so.ProvideClusterInfo || so.Login.IssuerURL != "" {
-		c.checkProvider(ctx, so.Stderr)
+		checkProvider(ctx, s, so.Stderr)
 	}
 	return so.writeUser(ctx, so.User, append([]string{"get-token"}, so.Args...), nil)
 }
 
 // checkProvider warns when the provider cannot be used for device logins.
-func (c *config) checkProvider(ctx context.Context, w io.Writer) {
-	var err error
-	if c.http, err = c.newHTTPClient(); err == nil {
-		_, err = c.endpoints(ctx)
+func checkProvider(ctx context.Context, s *plugin.Settings, w io.Writer) {
+	p, err := s.Provider(terminal.New(nil, terminal.Options{}))
+	if err == nil {
+		_, err = p.Endpoints(ctx)
 	}
 	if err != nil {
-		fmt.Fprintf(w, "Warning: %v\n", err)
+		fmt.Fprintf(w, "Warning: %s\n", terminal.Sanitize(err.Error(), 1000))
 	}
 }
 
 // writeUser runs set-credentials for user, adds the install hint, and sets
 // the context. env, when not nil, is kept as the exec environment.
-func (so *SetupOptions) writeUser(ctx context.Context, user string, args []string, env []string) error {
+func (so *Options) writeUser(ctx context.Context, user string, args []string, env []string) error {
 	cmd := []string{"config", "set-credentials", user,
-		"--exec-api-version=" + APIVersionV1,
+		"--exec-api-version=" + plugin.APIVersionV1,
 		"--exec-command=" + so.Command,
 		"--exec-interactive-mode=Never",
 		"--exec-provide-cluster-info=" + strconv.FormatBool(so.ProvideClusterInfo),
@@ -125,10 +132,10 @@ func (so *SetupOptions) writeUser(ctx context.Context, user string, args []strin
 		ctxCmd = []string{"config", "set-context", so.Context, "--user=" + user}
 	}
 	if so.DryRun {
-		fmt.Fprintf(so.Stdout, "# would run:\n%s\n", shellJoin(so.kubectlArgs(cmd)))
+		fmt.Fprintf(so.Stdout, "# would run:\n%s\n", plugin.ShellJoin(so.kubectlArgs(cmd)))
 		fmt.Fprintf(so.Stdout, "# then add to users[%s].user.exec in the kubeconfig:\n#   installHint: %s\n", user, strconv.Quote(InstallHint))
 		if ctxCmd != nil {
-			fmt.Fprintf(so.Stdout, "%s\n", shellJoin(so.kubectlArgs(ctxCmd)))
+			fmt.Fprintf(so.Stdout, "%s\n", plugin.ShellJoin(so.kubectlArgs(ctxCmd)))
 		}
 		return nil
 	}
@@ -151,7 +158,7 @@ func (so *SetupOptions) writeUser(ctx context.Context, user string, args []strin
 	return nil
 }
 
-func (so *SetupOptions) kubectlArgs(args []string) []string {
+func (so *Options) kubectlArgs(args []string) []string {
 	out := []string{so.Kubectl}
 	if so.Kubeconfig != "" {
 		out = append(out, "--kubeconfig="+so.Kubeconfig)
@@ -161,7 +168,7 @@ func (so *SetupOptions) kubectlArgs(args []string) []string {
 
 // kubectl runs kubectl and returns its stdout; its stderr is part of the
 // error.
-func (so *SetupOptions) kubectl(ctx context.Context, args ...string) ([]byte, error) {
+func (so *Options) kubectl(ctx context.Context, args ...string) ([]byte, error) {
 	full := so.kubectlArgs(args)
 	cmd := exec.CommandContext(ctx, full[0], full[1:]...)
 	var stdout, stderr bytes.Buffer
@@ -171,12 +178,12 @@ func (so *SetupOptions) kubectl(ctx context.Context, args ...string) ([]byte, er
 		if msg == "" {
 			msg = err.Error()
 		}
-		return nil, fmt.Errorf("%s %s failed: %s", filepath.Base(full[0]), strings.Join(args[:min(2, len(args))], " "), Sanitize(msg, 300))
+		return nil, fmt.Errorf("%s %s failed: %s", filepath.Base(full[0]), strings.Join(args[:min(2, len(args))], " "), terminal.Sanitize(msg, 300))
 	}
 	return stdout.Bytes(), nil
 }
 
-func (so *SetupOptions) describeKubeconfig() string {
+func (so *Options) describeKubeconfig() string {
 	if so.Kubeconfig != "" {
 		return so.Kubeconfig
 	}
@@ -187,7 +194,7 @@ func (so *SetupOptions) describeKubeconfig() string {
 }
 
 // kubeconfigFiles are the files kubectl may have written to.
-func (so *SetupOptions) kubeconfigFiles() []string {
+func (so *Options) kubeconfigFiles() []string {
 	if so.Kubeconfig != "" {
 		return []string{so.Kubeconfig}
 	}
@@ -204,7 +211,7 @@ func (so *SetupOptions) kubeconfigFiles() []string {
 // addInstallHint edits the YAML that kubectl just wrote: within the exec
 // block of user it sets installHint, then checks with kubectl that the
 // file still parses and says what was meant, restoring it otherwise.
-func (so *SetupOptions) addInstallHint(ctx context.Context, user string) error {
+func (so *Options) addInstallHint(ctx context.Context, user string) error {
 	for _, path := range so.kubeconfigFiles() {
 		old, err := os.ReadFile(path)
 		if err != nil {
@@ -218,11 +225,11 @@ func (so *SetupOptions) addInstallHint(ctx context.Context, user string) error {
 		if err != nil {
 			return err
 		}
-		if err := writeFileAtomic(path, edited, st.Mode().Perm()); err != nil {
+		if err := cache.WriteFileAtomic(path, edited, st.Mode().Perm()); err != nil {
 			return err
 		}
 		if hint, err := so.userInstallHint(ctx, user); err != nil || hint != InstallHint {
-			if werr := writeFileAtomic(path, old, st.Mode().Perm()); werr != nil {
+			if werr := cache.WriteFileAtomic(path, old, st.Mode().Perm()); werr != nil {
 				return fmt.Errorf("the edit did not read back and %s could not be restored: %v", path, werr)
 			}
 			return fmt.Errorf("the edit did not read back as expected (%v), so %s was restored", err, path)
@@ -233,7 +240,7 @@ func (so *SetupOptions) addInstallHint(ctx context.Context, user string) error {
 }
 
 // userInstallHint reads back the user's installHint through kubectl.
-func (so *SetupOptions) userInstallHint(ctx context.Context, user string) (string, error) {
+func (so *Options) userInstallHint(ctx context.Context, user string) (string, error) {
 	out, err := so.kubectl(ctx, "config", "view", "--raw", "-o", "json")
 	if err != nil {
 		return "", err
@@ -326,31 +333,6 @@ func unquoteYAML(s string) string {
 	return s
 }
 
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Chmod(mode)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(name, path)
-	}
-	if err != nil {
-		os.Remove(name)
-	}
-	return err
-}
-
 // kubeconfigJSON is the part of `kubectl config view -o json` Setup reads.
 type kubeconfigJSON struct {
 	Users []struct {
@@ -369,7 +351,7 @@ type kubeconfigJSON struct {
 func parseKubeconfigJSON(b []byte) (*kubeconfigJSON, error) {
 	var cfg kubeconfigJSON
 	if err := json.Unmarshal(b, &cfg); err != nil {
-		return nil, fmt.Errorf("kubectl config view printed something that is not JSON: %s", jsonProblem(err))
+		return nil, fmt.Errorf("kubectl config view printed something that is not JSON: %s", provider.JSONProblem(err))
 	}
 	return &cfg, nil
 }
@@ -381,12 +363,4 @@ func csvField(s string) string {
 		return s
 	}
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
-}
-
-func shellJoin(args []string) string {
-	q := make([]string, len(args))
-	for i, a := range args {
-		q[i] = shellQuote(a)
-	}
-	return strings.Join(q, " ")
 }

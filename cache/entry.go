@@ -1,0 +1,112 @@
+package cache
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Format is the value of the "format" field of every session this version
+// writes. A file with another format is a miss, never an error.
+const Format = "kubectl-device-login/session/v1"
+
+// maxFileSize bounds what Load reads; real entries are a few kilobytes.
+const maxFileSize = 1 << 20
+
+// Entry is one cached session.
+type Entry struct {
+	// Key is the login identity the tokens belong to.
+	Key Key `json:"key"`
+	// TokenEndpoint is where the refresh token is spent; remembered so that
+	// a refresh needs no discovery.
+	TokenEndpoint string `json:"token_endpoint"`
+	// RevocationEndpoint is the provider's RFC 7009 endpoint, if it has one.
+	RevocationEndpoint string `json:"revocation_endpoint,omitempty"`
+	// AccessToken and its type and expiry.
+	AccessToken string    `json:"access_token,omitempty"`
+	TokenType   string    `json:"token_type,omitempty"`
+	Expiry      time.Time `json:"expiry,omitzero"`
+	// RefreshToken, when the provider issued one.
+	RefreshToken string `json:"refresh_token,omitempty"`
+	// IDToken and the expiry read from its exp claim.
+	IDToken       string    `json:"id_token,omitempty"`
+	IDTokenExpiry time.Time `json:"id_token_expiry,omitzero"`
+	// IssuedAt is when this machine received the tokens.
+	IssuedAt time.Time `json:"issued_at"`
+}
+
+type file struct {
+	Format string `json:"format"`
+	Entry
+}
+
+// encode is the JSON form of a session, as files and keyring items hold it.
+func (e *Entry) encode() ([]byte, error) {
+	data, err := json.MarshalIndent(file{Format: Format, Entry: *e}, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encoding the session: %w", err)
+	}
+	return append(data, '\n'), nil
+}
+
+// newer reports whether e was issued after other (a nil other is older).
+func (e *Entry) newer(other *Entry) bool {
+	return other == nil || e.IssuedAt.After(other.IssuedAt)
+}
+
+// ErrNotFound is returned by Load when there is no entry for a key.
+var ErrNotFound = errors.New("no cached session")
+
+// BadFileError reports a file that exists but cannot be used: not a
+// regular file, unsafe, corrupt, or belonging to another key or format.
+// Callers treat it as a miss and show it as a note; it never holds file
+// contents.
+type BadFileError struct {
+	Path   string
+	Reason string
+}
+
+func (e *BadFileError) Error() string {
+	return fmt.Sprintf("ignoring %s: %s", e.Path, e.Reason)
+}
+
+// Decode parses the contents of a session file. When the data is not a
+// session of this format, it returns a reason, worded to follow "it".
+func Decode(data []byte) (e *Entry, reason string) {
+	if len(data) > maxFileSize {
+		return nil, "it is larger than 1 MiB, so it is not one of ours"
+	}
+	var v file
+	if err := json.NewDecoder(bytes.NewReader(data)).Decode(&v); err != nil {
+		return nil, "it is not valid JSON (a damaged or foreign file); it will be replaced at the next sign-in"
+	}
+	if v.Format != Format {
+		return nil, fmt.Sprintf("it has format %q, not %q (written by another program or version)", truncate(v.Format, 60), Format)
+	}
+	return &v.Entry, ""
+}
+
+// decodeFor decodes data as the session with this ID.
+func decodeFor(data []byte, id string) (*Entry, string) {
+	e, reason := Decode(data)
+	if reason == "" && e.Key.ID() != id {
+		return nil, "it belongs to another login (its key does not match its name)"
+	}
+	return e, reason
+}
+
+// sameKey reports whether two normalized keys are equal.
+func sameKey(a, b Key) bool {
+	return a.Issuer == b.Issuer && a.ClientID == b.ClientID && a.Token == b.Token &&
+		slices.Equal(a.Scopes, b.Scopes) && slices.Equal(a.ExtraParams, b.ExtraParams)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

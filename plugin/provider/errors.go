@@ -1,0 +1,243 @@
+package provider
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"syscall"
+
+	"golang.org/x/oauth2"
+
+	"github.com/devicelogin/kubectl-device-login/plugin/terminal"
+)
+
+// OAuthError is a well-formed error answer (RFC 6749 §5.2): a JSON object
+// whose "error" is an error code. Only such an answer says something
+// about the grant; anything else is an *HTTPError, a *NetError or a
+// *BadAnswerError.
+type OAuthError struct {
+	// Status is the HTTP status of the answer.
+	Status int
+	// Code is the error code, such as invalid_grant; Description and URI
+	// are the optional error_description and error_uri.
+	Code, Description, URI string
+}
+
+func (e *OAuthError) Error() string {
+	s := "the provider answered " + terminal.Sanitize(e.Code, 80)
+	if e.Description != "" {
+		s += " (" + terminal.Sanitize(e.Description, 300) + ")"
+	}
+	return s
+}
+
+// Retryable tells whether the same request may succeed later: only for
+// the codes RFC 6749 reserves for passing trouble.
+func (e *OAuthError) Retryable() bool {
+	return e.Code == "server_error" || e.Code == "temporarily_unavailable"
+}
+
+// HTTPError is an answer that is neither what was asked for nor a
+// well-formed OAuth error: a redirect that was not followed, an HTML
+// error page, a 5xx.
+type HTTPError struct {
+	Status int
+	// Location is where a redirect pointed.
+	Location string
+}
+
+func (e *HTTPError) Error() string {
+	switch {
+	case e.Status >= 300 && e.Status < 400:
+		return fmt.Sprintf("the provider answered HTTP %d, a redirect to %s that was not followed", e.Status, terminal.Sanitize(e.Location, 200))
+	case e.Status >= 400 && e.Status < 500:
+		return fmt.Sprintf("the provider answered HTTP %d without an OAuth error code", e.Status)
+	}
+	return fmt.Sprintf("the provider answered HTTP %d", e.Status)
+}
+
+// Retryable tells whether the same request may succeed later: for the
+// statuses that say so (408, 425, 429, and 5xx but 501 and 505).
+func (e *HTTPError) Retryable() bool {
+	switch e.Status {
+	case http.StatusRequestTimeout, http.StatusTooEarly, http.StatusTooManyRequests:
+		return true
+	case http.StatusNotImplemented, http.StatusHTTPVersionNotSupported:
+		return false
+	}
+	return e.Status >= 500
+}
+
+// NetError is a request that got no answer: the name was not found, the
+// connection was refused or broke, it timed out, or the provider's
+// certificate was not trusted.
+type NetError struct {
+	// URL is what was asked for.
+	URL string
+	Err error
+}
+
+func (e *NetError) Error() string { return describeNetErr(e.URL, e.Err) }
+func (e *NetError) Unwrap() error { return e.Err }
+
+// Retryable tells whether the same request may succeed later: not when a
+// certificate was refused or the name does not exist.
+func (e *NetError) Retryable() bool {
+	var dns *net.DNSError
+	if errors.As(e.Err, &dns) && dns.IsNotFound {
+		return false
+	}
+	return !isCertError(e.Err)
+}
+
+// BadAnswerError is a successful answer that cannot be used: not JSON,
+// no access_token, a required field missing.
+type BadAnswerError struct{ What string }
+
+func (e *BadAnswerError) Error() string { return "the provider's answer " + e.What }
+
+// Retryable: a garbled answer may be a passing fault.
+func (e *BadAnswerError) Retryable() bool { return true }
+
+// Retryable tells whether err is a failure that may go away by itself, so
+// that trying again later makes sense.
+func Retryable(err error) bool {
+	var r interface{ Retryable() bool }
+	return errors.As(err, &r) && r.Retryable()
+}
+
+// GrantRejected tells whether err is a well-formed OAuth error answer
+// that says the grant (a refresh token, a device code) cannot be used:
+// invalid_grant (RFC 6749 §5.2), or invalid_request, which some widely
+// used providers answer for a refresh token that a newer sign-in has
+// superseded.
+func GrantRejected(err error) bool {
+	var oe *OAuthError
+	return errors.As(err, &oe) && (oe.Code == "invalid_grant" || oe.Code == "invalid_request")
+}
+
+// oauthErrorIn reads a well-formed OAuth error answer from a body.
+func oauthErrorIn(status int, body []byte) (*OAuthError, bool) {
+	var v struct {
+		Error            string `json:"error"`
+		ErrorDescription string `json:"error_description"`
+		ErrorURI         string `json:"error_uri"`
+	}
+	if json.Unmarshal(body, &v) != nil || !validCode(v.Error) {
+		return nil, false
+	}
+	return &OAuthError{Status: status, Code: v.Error, Description: v.ErrorDescription, URI: v.ErrorURI}, true
+}
+
+// validCode checks an error code's characters (RFC 6749 §5.2:
+// %x20-21 / %x23-5B / %x5D-7E).
+func validCode(s string) bool {
+	if s == "" || len(s) > 200 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// classify sorts an error of an exchange into the types above, by type
+// alone, never by message text: x/oauth2's messages include response
+// bodies, which may hold tokens. url is what was asked for.
+func classify(ctx context.Context, u string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		status := 0
+		if re.Response != nil {
+			status = re.Response.StatusCode
+		}
+		if oe, ok := oauthErrorIn(status, re.Body); ok {
+			return oe
+		}
+		if status >= 200 && status < 300 {
+			return &BadAnswerError{"is not a token and not a well-formed error"}
+		}
+		he := &HTTPError{Status: status}
+		if re.Response != nil {
+			he.Location = re.Response.Header.Get("Location")
+		}
+		return he
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return &NetError{URL: u, Err: ue.Err}
+	}
+	// x/oauth2's other errors: a body that does not parse, an answer
+	// without an access_token, a connection that broke while reading.
+	return &BadAnswerError{"could not be used (not valid JSON, or no access_token)"}
+}
+
+func isCertError(err error) bool {
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	return errors.As(err, &unknown) || errors.As(err, &host) || errors.As(err, &invalid) || errors.As(err, &verify)
+}
+
+// describeNetErr says in words why a request to u got no answer, and
+// what to check.
+func describeNetErr(u string, err error) string {
+	host := u
+	if p, perr := url.Parse(u); perr == nil && p.Host != "" {
+		host = p.Host
+	}
+	host = terminal.Sanitize(host, 200)
+	var dns *net.DNSError
+	var unknown x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var ne net.Error
+	switch {
+	case errors.As(err, &dns) && dns.IsNotFound:
+		return fmt.Sprintf("the name %s was not found (DNS); check the URL", terminal.Sanitize(dns.Name, 200))
+	case errors.As(err, &dns):
+		return fmt.Sprintf("the name %s could not be looked up (DNS: %s); check your network", terminal.Sanitize(dns.Name, 200), terminal.Sanitize(dns.Err, 100))
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Sprintf("the connection to %s was refused: nothing listens there; check the URL and that the provider is running", host)
+	case errors.As(err, &unknown):
+		return fmt.Sprintf("the certificate of %s is not trusted: it was issued by %q, which is not among the trusted authorities; if that is your organisation's CA, give it with --certificate-authority=FILE or --certificate-authority-data=BASE64", host, terminal.Sanitize(certIssuer(unknown.Cert), 200))
+	case errors.As(err, &hostErr):
+		return fmt.Sprintf("the certificate of %s is not valid for that name (%s); check the URL", host, terminal.Sanitize(hostErr.Error(), 200))
+	case errors.As(err, &invalid):
+		return fmt.Sprintf("the certificate of %s is not valid (%s); check the provider's certificate and this machine's clock", host, terminal.Sanitize(invalid.Error(), 200))
+	case isCertError(err):
+		return fmt.Sprintf("the certificate of %s is not trusted (%s); give its CA with --certificate-authority=FILE or --certificate-authority-data=BASE64", host, terminal.Sanitize(err.Error(), 200))
+	case errors.As(err, &ne) && ne.Timeout():
+		return fmt.Sprintf("%s did not answer in time; check your network and proxy settings, or raise --request-timeout", host)
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Sprintf("the connection to %s broke before the answer came", host)
+	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
+		return fmt.Sprintf("%s cannot be reached from this network; check your network and proxy settings", host)
+	}
+	var re *redirectError
+	if errors.As(err, &re) {
+		return re.Error()
+	}
+	return fmt.Sprintf("the request to %s failed (%s)", host, terminal.Sanitize(err.Error(), 200))
+}
+
+func certIssuer(c *x509.Certificate) string {
+	if c == nil {
+		return "an unknown authority"
+	}
+	return c.Issuer.String()
+}

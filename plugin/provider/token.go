@@ -1,0 +1,205 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/devicelogin/kubectl-device-login/plugin/terminal"
+)
+
+// Token is a successful token answer.
+type Token struct {
+	AccessToken  string
+	TokenType    string
+	RefreshToken string
+	IDToken      string
+	// ExpiresIn is the access token's lifetime as the provider stated it,
+	// when it did (HasExpiresIn); it counts from Sent.
+	ExpiresIn    time.Duration
+	HasExpiresIn bool
+	// Sent is when the request that got this answer was sent, by the
+	// client's clock.
+	Sent time.Time
+	// Endpoints are the endpoints of the provider that issued it.
+	Endpoints Endpoints
+}
+
+// token converts x/oauth2's token.
+func (c *Client) token(t *oauth2.Token, sent time.Time, ep Endpoints) (*Token, error) {
+	tok := &Token{
+		AccessToken:  t.AccessToken,
+		TokenType:    t.TokenType,
+		RefreshToken: t.RefreshToken,
+		Sent:         sent,
+		Endpoints:    ep,
+	}
+	if id, ok := t.Extra("id_token").(string); ok {
+		tok.IDToken = id
+	}
+	switch {
+	case t.ExpiresIn != 0:
+		tok.ExpiresIn, tok.HasExpiresIn = time.Duration(max(min(t.ExpiresIn, maxExpiresIn), -maxExpiresIn))*time.Second, true
+	case t.Extra("expires_in") != nil:
+		// Present and zero (or not a number): no lifetime at all.
+		tok.HasExpiresIn = true
+	case !t.Expiry.IsZero():
+		// A form-encoded answer: x/oauth2 kept only the expiry time.
+		tok.ExpiresIn, tok.HasExpiresIn = time.Until(t.Expiry).Round(time.Second), true
+	}
+	return tok, nil
+}
+
+// maxExpiresIn bounds expires_in (seconds) so that later arithmetic on
+// times cannot overflow.
+const maxExpiresIn = 10 * 366 * 24 * 3600
+
+// Refresh spends a refresh token once (RFC 6749 §6) at ep.Token. The
+// caller holds the session's lock. A provider that issues no new refresh
+// token leaves the old one in the answer.
+func (c *Client) Refresh(ctx context.Context, ep Endpoints, refreshToken string) (*Token, error) {
+	c.logf("refreshing the session at %s", ep.Token)
+	sent := c.clock().Now()
+	oc := c.oauth2Config(ep, c.authStyle(ctx))
+	t, err := oc.TokenSource(c.context(ctx), &oauth2.Token{RefreshToken: refreshToken}).Token()
+	if err != nil {
+		return nil, classify(ctx, ep.Token, err)
+	}
+	return c.token(t, sent, ep)
+}
+
+// ClientCredentials gets a token with the client's own credentials (RFC
+// 6749 §4.4), for unattended use. The extra parameters (audience=…,
+// resource=…) go with the token request.
+func (c *Client) ClientCredentials(ctx context.Context) (*Token, error) {
+	if c.ClientSecret == "" {
+		return nil, errors.New("the client credentials grant needs a client secret: set DEVICE_LOGIN_CLIENT_SECRET or --client-secret-file")
+	}
+	ep, err := c.tokenEndpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cc := clientcredentials.Config{
+		ClientID:       c.ClientID,
+		ClientSecret:   c.ClientSecret,
+		TokenURL:       ep.Token,
+		Scopes:         c.Scopes,
+		EndpointParams: url.Values{},
+		AuthStyle:      c.authStyle(ctx),
+	}
+	for _, p := range c.ExtraParams {
+		name, value, _ := strings.Cut(p, "=")
+		cc.EndpointParams.Add(name, value)
+	}
+	c.logf("requesting a token with the client's credentials at %s", ep.Token)
+	sent := c.clock().Now()
+	t, err := cc.Token(c.context(ctx))
+	if err != nil {
+		return nil, classify(ctx, ep.Token, err)
+	}
+	return c.token(t, sent, ep)
+}
+
+// tokenEndpoint is the token endpoint (and the revocation endpoint, when
+// discovery names one), without asking for a device authorization
+// endpoint.
+func (c *Client) tokenEndpoint(ctx context.Context) (Endpoints, error) {
+	if c.TokenEndpoint != "" {
+		ep := Endpoints{Token: c.TokenEndpoint}
+		if d, err := c.Discover(ctx); err == nil && c.sameOriginOK(d.RevocationEndpoint) {
+			ep.Revocation = d.RevocationEndpoint
+		}
+		return ep, nil
+	}
+	d, err := c.Discover(ctx)
+	if err != nil {
+		return Endpoints{}, err
+	}
+	if d.TokenEndpoint == "" {
+		return Endpoints{}, fmt.Errorf("the provider %s does not advertise a token_endpoint; set --token-endpoint", c.Issuer)
+	}
+	for _, u := range []string{d.TokenEndpoint, d.RevocationEndpoint} {
+		if u != "" && !c.sameOriginOK(u) {
+			return Endpoints{}, fmt.Errorf("the provider %s names an endpoint on another origin, %s; if that is how your provider is set up, pass --allow-cross-origin-endpoints", c.Issuer, terminal.Sanitize(origin(u), 200))
+		}
+	}
+	return Endpoints{Token: d.TokenEndpoint, Revocation: d.RevocationEndpoint}, nil
+}
+
+// sameOriginOK tells whether a discovered URL may be used: it passes
+// CheckURL and shares the issuer's origin, unless other origins are
+// allowed.
+func (c *Client) sameOriginOK(u string) bool {
+	return u != "" && CheckURL("endpoint", u) == nil && (c.AllowCrossOriginEndpoints || origin(u) == origin(c.Issuer))
+}
+
+// Revoke revokes a token at the revocation endpoint (RFC 7009); hint is
+// "refresh_token" or "access_token". Without an endpoint it asks
+// discovery; it reports false when the provider has none.
+func (c *Client) Revoke(ctx context.Context, endpoint, token, hint string) (bool, error) {
+	if endpoint == "" {
+		d, err := c.Discover(ctx)
+		if err != nil {
+			return false, err
+		}
+		if d.RevocationEndpoint == "" {
+			return false, nil
+		}
+		if !c.sameOriginOK(d.RevocationEndpoint) {
+			return false, fmt.Errorf("the provider's revocation_endpoint %s is not on the issuer's origin; not sending it a token", terminal.Sanitize(d.RevocationEndpoint, 200))
+		}
+		endpoint = d.RevocationEndpoint
+	}
+	if err := CheckURL("the revocation endpoint", endpoint); err != nil {
+		return false, err
+	}
+	form := url.Values{"token": {token}, "token_type_hint": {hint}}
+	basic := c.ClientSecret != "" && c.authStyle(ctx) == oauth2.AuthStyleInHeader
+	if !basic {
+		form.Set("client_id", c.ClientID)
+		if c.ClientSecret != "" {
+			form.Set("client_secret", c.ClientSecret)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if basic {
+		req.SetBasicAuth(url.QueryEscape(c.ClientID), url.QueryEscape(c.ClientSecret))
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		return false, &NetError{URL: endpoint, Err: unwrapURL(err)}
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if resp.StatusCode == http.StatusOK {
+		return true, nil
+	}
+	if oe, ok := oauthErrorIn(resp.StatusCode, body); ok {
+		return false, oe
+	}
+	return false, &HTTPError{Status: resp.StatusCode, Location: resp.Header.Get("Location")}
+}
+
+// unwrapURL removes net/http's *url.Error, whose message repeats the URL.
+func unwrapURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
