@@ -85,7 +85,8 @@ package plugin_test
 //  2. A refresh token the provider would still honour is dropped (no
 //     longer held anywhere) only after a well-formed OAuth error answer (a
 //     JSON body with "error") to its refresh, a logout, a successful
-//     login --force, or a SIGKILL that cut its refresh short; a refresh
+//     login --force, or a SIGKILL that cut its refresh short (one left only
+//     in a temp file .tmp-* by a killed write may be swept); a refresh
 //     token the provider issued in the step is held afterwards (unless a
 //     process was killed in that step, the step logged out, used
 //     --token-cache=none, or signed in anew into a read-only cache). And a
@@ -107,6 +108,9 @@ package plugin_test
 //  5. A failure note dated in the future is not believed: when get-token
 //     runs after one, with a refresh due and a refresh token the provider
 //     honours, the refresh is tried.
+//  6. A session that cannot be read is not signed over: with the keyring
+//     locked over a live keyring session, no device login starts (the
+//     plugin says the keyring is locked instead).
 // A sequence stops at its first violation (later steps would only see its
 // consequences); the others go on.
 //
@@ -116,10 +120,11 @@ package plugin_test
 // stress` (DEVICE_LOGIN_STRESS=1) runs the long one: sequences of 30 steps
 // for about 8 minutes. A failure prints the seed, the command that replays
 // it, and the step log:
-//   DEVICE_LOGIN_MODEL_SEED=1234 go test -count=1 -run TestSessionModel ./plugin/
-// The seed fixes every choice the generator makes; timing does not repeat
-// exactly, so a replay takes the same path as long as the plugin answers
-// the same way. DEVICE_LOGIN_MODEL_SEQUENCES, DEVICE_LOGIN_MODEL_STEPS and
+//   DEVICE_LOGIN_MODEL_SEED=1234 DEVICE_LOGIN_MODEL_STEPS=20 go test -count=1 -run TestSessionModel ./plugin/
+// The seed fixes every choice the generator makes, given the same abilities
+// (root, strace, keyring: the first lines of the log say which were on);
+// timing does not repeat exactly, so a replay takes the same path as long
+// as the plugin answers the same way. DEVICE_LOGIN_MODEL_SEQUENCES, DEVICE_LOGIN_MODEL_STEPS and
 // DEVICE_LOGIN_MODEL_BUDGET (a duration) override the figures;
 // DEVICE_LOGIN_MODEL_SKIP_OPS=login-force,login-race leaves ops out (a
 // different walk for the same seed), and DEVICE_LOGIN_MODEL_KEEP_GOING=1
@@ -403,11 +408,20 @@ func (m *modelRun) walk(n int) {
 		m.finish(st)
 	}
 	if len(m.violations) > 0 {
-		m.t.Errorf("%s\n\nreplay: DEVICE_LOGIN_MODEL_SEED=%d go test -count=1 -run 'TestSessionModel' ./plugin/\nstep log of seed %d:\n%s",
-			strings.Join(m.violations, "\n"), m.seed, m.seed, strings.Join(m.log, "\n"))
+		m.t.Errorf("%s\n\nreplay: %s\nstep log of seed %d:\n%s",
+			strings.Join(m.violations, "\n"), m.replay(n), m.seed, strings.Join(m.log, "\n"))
 	} else {
 		m.t.Logf("seed %d: %d steps, no violation\n%s", m.seed, m.steps, strings.Join(m.log, "\n"))
 	}
+}
+
+// replay is the command that walks this sequence again.
+func (m *modelRun) replay(steps int) string {
+	env := fmt.Sprintf("DEVICE_LOGIN_MODEL_SEED=%d DEVICE_LOGIN_MODEL_STEPS=%d", m.seed, steps)
+	if v := os.Getenv("DEVICE_LOGIN_MODEL_SKIP_OPS"); v != "" {
+		env += " DEVICE_LOGIN_MODEL_SKIP_OPS=" + v
+	}
+	return env + " go test -count=1 -run 'TestSessionModel' ./plugin/ (as root, with strace and the keyring programs when this run had them)"
 }
 
 func (m *modelRun) cleanup() {
@@ -489,12 +503,13 @@ type modelStep struct {
 	before  *modelSnapshot
 	exFrom  int
 
-	killed     bool // a plugin process was killed in this step
-	logout     bool // a logout or logout --all ran
-	loginForce bool // a login --force ran
-	noneMode   bool // its runs used --token-cache=none
-	futureNote bool // get-token runs after a failure note from the future
-	roAtStart  bool
+	killed        bool // a plugin process was killed in this step
+	logout        bool // a logout or logout --all ran
+	loginForce    bool // a login --force ran
+	noneMode      bool // its runs used --token-cache=none
+	futureNote    bool // get-token runs after a failure note from the future
+	keyringLocked bool // its run met a locked keyring
+	roAtStart     bool
 }
 
 func (st *modelStep) note(format string, args ...any) {
@@ -951,7 +966,7 @@ func modelOpKeyringLocked(m *modelRun, st *modelStep) {
 		st.logout = true
 	}
 	m.w.kr.Lock(m.t)
-	m.keyringLocked = true
+	m.keyringLocked, st.keyringLocked = true, true
 	st.note("keyring locked for this run")
 	m.begin(st)
 	m.run(st, kind, "keyring", args, approve)
@@ -1024,11 +1039,13 @@ func (m *modelRun) record(st *modelStep, kind, mode string, args []string, r res
 
 // modelSnapshot is where tokens are, at one moment.
 type modelSnapshot struct {
-	// found maps each secret of the sequence to the first place it was
-	// found in (a file path, or "keyring item ACCOUNT").
-	found map[string]string
+	// found maps each secret of the sequence to the places it was found
+	// in (file paths, or "keyring item ACCOUNT").
+	found map[string][]string
 	// stored is the session each --token-cache mode would read.
 	stored map[string]*modelSession
+	// inKeyring is the keyring's session, readable or not.
+	inKeyring *modelSession
 }
 
 // modelSession is the part of a session file the model reads.
@@ -1055,7 +1072,8 @@ func (s *modelSnapshot) hasSession() bool {
 // heldRefreshTokens are the refresh tokens found anywhere.
 func (m *modelRun) heldRefreshTokens(s *modelSnapshot) map[string]string {
 	h := map[string]string{}
-	for v, where := range s.found {
+	for v, places := range s.found {
+		where := places[0]
 		if m.seqSecrets[v].Kind == "refresh_token" {
 			h[v] = where
 		}
@@ -1071,11 +1089,11 @@ func (m *modelRun) observe() *modelSnapshot {
 			m.seqSecrets[v] = it
 		}
 	}
-	s := &modelSnapshot{found: map[string]string{}, stored: map[string]*modelSession{}}
+	s := &modelSnapshot{found: map[string][]string{}, stored: map[string]*modelSession{}}
 	look := func(where, content string) {
 		for v := range m.seqSecrets {
-			if _, ok := s.found[v]; !ok && strings.Contains(content, v) {
-				s.found[v] = where
+			if strings.Contains(content, v) {
+				s.found[v] = append(s.found[v], where)
 			}
 		}
 	}
@@ -1110,9 +1128,11 @@ func (m *modelRun) observe() *modelSnapshot {
 		// What --token-cache=keyring reads: the newer of the keyring's
 		// session (when the keyring can be read) and the disk file.
 		kr := disk
-		if ke := modelKeyringSession(items, m.id); ke != nil && !m.keyringLocked && (kr == nil || !kr.IssuedAt.After(ke.IssuedAt)) {
+		ke := modelKeyringSession(items, m.id)
+		if ke != nil && !m.keyringLocked && (kr == nil || !kr.IssuedAt.After(ke.IssuedAt)) {
 			kr = ke
 		}
+		s.inKeyring = ke
 		s.stored["keyring"] = kr
 	}
 	return s
@@ -1256,6 +1276,9 @@ func (m *modelRun) finish(st *modelStep) {
 		switch {
 		case st.logout, loginForceOK, m.interrupted[sha], oauthErr[sha] != "":
 			continue
+		case m.onlyInTempFiles(st.before.found[v]):
+			st.note("swept: %s, left in a temp file by a killed write", short(v))
+			continue
 		}
 		if s := state(v); s.Active {
 			fail(2, "%s (held in %s) was dropped while the provider still honours it, without an OAuth error answer to its refresh (the plugin's answers this step: %s)", short(v), where, m.answers(ex, sha))
@@ -1295,8 +1318,10 @@ func (m *modelRun) finish(st *modelStep) {
 	// 3. After a logout, nothing is left anywhere, and all is revoked.
 	if st.logout && logoutOK {
 		var left []string
-		for v, where := range after.found {
-			left = append(left, fmt.Sprintf("%s in %s", m.seqSecrets[v].Kind, where))
+		for v, places := range after.found {
+			for _, where := range places {
+				left = append(left, fmt.Sprintf("%s in %s", m.seqSecrets[v].Kind, m.place(where)))
+			}
 		}
 		sort.Strings(left)
 		if len(left) > 0 {
@@ -1389,6 +1414,18 @@ func (m *modelRun) finish(st *modelStep) {
 			for _, r := range st.runs {
 				if r.kind == "get-token" && r.res.exit != 0 {
 					fail(5, "after a failure note dated in the future, get-token did not try to refresh (exit %d: %s)", r.res.exit, stderrGist(r.res.stderr))
+				}
+			}
+		}
+	}
+
+	// 6. A session that cannot be read is not signed over.
+	if st.keyringLocked {
+		if ke := st.before.inKeyring; ke != nil && ke.RefreshToken != "" && state(ke.RefreshToken).Active {
+			for _, x := range ex {
+				if strings.HasSuffix(x.GrantType, ":device_code") {
+					fail(6, "a device login ran while the keyring was locked over a live keyring session (%s), which it could not read", short(ke.RefreshToken))
+					break
 				}
 			}
 		}
@@ -1501,6 +1538,17 @@ func (m *modelRun) logStep(st *modelStep, ex []providertest.Exchange, after *mod
 	}
 	fmt.Fprintf(&b, "\n      held after: %s", strings.Join(held, ", "))
 	m.log = append(m.log, b.String())
+}
+
+// onlyInTempFiles tells whether every place is a temp file of an
+// interrupted write (.tmp-*), which the plugin never reads a session from.
+func (m *modelRun) onlyInTempFiles(places []string) bool {
+	for _, p := range places {
+		if !strings.HasPrefix(filepath.Base(p), ".tmp-") {
+			return false
+		}
+	}
+	return len(places) > 0
 }
 
 // place shortens a path for the log: $CACHE, $TMPDIR, $RUNTIME.
