@@ -51,9 +51,10 @@ check:
 test: test-deps build node-deps kube-servers check
 	DEVICE_LOGIN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m ./...
 
-## stress: 50/20-process stampedes, 100 cache hits under a held lock, a read-only cache (root), 200 SIGKILLs during cache writes
+## stress: 50/20-process stampedes, 100 cache hits under a held lock, a read-only cache (root), 200 SIGKILLs during cache writes,
+##         and the session model's long run (random sequences for ~8 minutes; see plugin/model_test.go)
 stress: build node-deps
-	DEVICE_LOGIN_STRESS=1 DEVICE_LOGIN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 10m -run 'Stampede|CacheHitsDoNotWait|ReadOnlyCache|KillDuringSave' ./plugin/ ./cache/
+	DEVICE_LOGIN_STRESS=1 DEVICE_LOGIN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -run 'Stampede|CacheHitsDoNotWait|ReadOnlyCache|KillDuringSave|TestSessionModel' ./plugin/ ./cache/
 
 ## krew-test: install the dist archives with a krew built from the module proxy, and sign in through it
 krew-test: build node-deps

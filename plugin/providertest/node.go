@@ -45,6 +45,9 @@ const (
 	nodeVerificationPath = "/device"
 	nodeCountsPath       = "/__test/counts"
 	nodeUserCodesPath    = "/__test/user-codes"
+	nodeTokensPath       = "/__test/tokens"
+	nodePresentedPath    = "/__test/refresh-presentations"
+	nodeRefreshTokenPath = "/__test/refresh-token"
 )
 
 // nodeDir is the directory holding server.mjs and its node_modules, found
@@ -65,6 +68,9 @@ func nodeDir() (string, error) {
 //
 // The client may ask for Options.Audience by sending resource=AUDIENCE (or
 // audience=AUDIENCE) on the device authorization request.
+//
+// The provider it returns is also a Ledger: what it issued and which
+// refresh tokens were presented to it, as the provider itself saw them.
 func StartNode(t testing.TB, opts Options) Provider {
 	t.Helper()
 	p, err := startNode(t, opts)
@@ -588,3 +594,80 @@ func (b *nodeSyncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Ledger is what a provider reports about the tokens it handled, counted
+// by the provider itself (StartNode's provider implements it): tests use
+// it to check a client from the outside, e.g. that no refresh token is
+// ever presented twice, that no token it issued appears where none may,
+// and that a logout really revoked the session.
+type Ledger interface {
+	// Issued returns the secrets issued from index after on (access,
+	// refresh and ID tokens from the token endpoint, and device codes),
+	// and the index to ask from next time.
+	Issued(ctx context.Context, after int) ([]IssuedToken, int, error)
+	// Presentations returns every refresh token presented to the token
+	// endpoint so far, by the hex SHA-256 of its value.
+	Presentations(ctx context.Context) (map[string]Presentation, error)
+	// RefreshTokenState tells whether the provider would still honour
+	// the refresh token with this hex SHA-256, without spending it.
+	RefreshTokenState(ctx context.Context, sha256Hex string) (RefreshTokenState, error)
+}
+
+// IssuedToken is one secret a provider handed out.
+type IssuedToken struct {
+	Seq int `json:"seq"`
+	// Kind is access_token, refresh_token, id_token or device_code.
+	Kind   string `json:"kind"`
+	Value  string `json:"value"`
+	SHA256 string `json:"sha256"`
+	// GrantType is the token request's grant_type (device_authorization
+	// for device codes).
+	GrantType string `json:"grant_type"`
+	GrantID   string `json:"grant_id"`
+	// ExpiresAt is the access token's expiry (Unix seconds), as the
+	// provider announced it; zero for other kinds.
+	ExpiresAt int64 `json:"expires_at"`
+}
+
+// Presentation counts how often one refresh token reached the token
+// endpoint, and what became of it.
+type Presentation struct {
+	Presented int `json:"presented"`
+	Succeeded int `json:"succeeded"`
+	// Errors are the error codes of the failed presentations (or "HTTP n").
+	Errors []string `json:"errors"`
+}
+
+// RefreshTokenState is a refresh token as the provider's storage holds it.
+type RefreshTokenState struct {
+	// Known is false for a value this provider never issued.
+	Known bool `json:"known"`
+	// Active: a refresh with it would succeed now.
+	Active bool `json:"active"`
+	// State is active, consumed (rotated), revoked (the token or its
+	// grant is gone), expired or unknown.
+	State string `json:"state"`
+}
+
+func (p *nodeProvider) Issued(ctx context.Context, after int) ([]IssuedToken, int, error) {
+	var page struct {
+		Next   int           `json:"next"`
+		Tokens []IssuedToken `json:"tokens"`
+	}
+	err := p.getJSON(ctx, fmt.Sprintf("%s?after=%d", nodeTokensPath, after), &page)
+	return page.Tokens, page.Next, err
+}
+
+func (p *nodeProvider) Presentations(ctx context.Context) (map[string]Presentation, error) {
+	m := map[string]Presentation{}
+	err := p.getJSON(ctx, nodePresentedPath, &m)
+	return m, err
+}
+
+func (p *nodeProvider) RefreshTokenState(ctx context.Context, sha256Hex string) (RefreshTokenState, error) {
+	var st RefreshTokenState
+	err := p.getJSON(ctx, nodeRefreshTokenPath+"?"+url.Values{"sha256": {sha256Hex}}.Encode(), &st)
+	return st, err
+}
+
+var _ Ledger = (*nodeProvider)(nil)

@@ -36,6 +36,26 @@
 //       user codes issued so far, from index N on; waits up to 20 s for one
 //       to appear. Answers {"next": M, "user_codes": [...]}. The Go side
 //       uses it to auto-approve every device authorization.
+//   GET /__test/tokens?after=N
+//       the token ledger: every secret the provider handed out, in order,
+//       from index N on: {"next": M, "tokens": [{"seq", "kind"
+//       (access_token, refresh_token, id_token or device_code), "value",
+//       "sha256" (hex of the value), "grant_type", "grant_id",
+//       "expires_at" (Unix seconds, access tokens)}]}. Values are included
+//       so that tests can look for them where no token may be (stderr,
+//       files after a logout); this provider only ever serves loopback.
+//   GET /__test/refresh-presentations
+//       every refresh token presented to the token endpoint, keyed by the
+//       hex SHA-256 of its value: {"<sha256>": {"presented": n,
+//       "succeeded": n, "errors": ["invalid_grant", ...]}}. A token
+//       presented twice is a client that replayed a refresh token (the
+//       provider then revoked the grant).
+//   GET /__test/refresh-token?sha256=HEX
+//       whether an issued refresh token would still be honoured, found
+//       without spending it: {"known": bool, "active": bool, "state":
+//       "active" | "consumed" (rotated) | "revoked" (the token or its
+//       grant is gone: revocation, reuse detection) | "expired" |
+//       "unknown" (never issued here)}.
 //
 // SIGTERM or SIGINT stops it cleanly.
 
@@ -84,6 +104,47 @@ const counts = {
   refresh_token_grant: 0,
   revocation: 0,
 };
+
+// The token ledger (see /__test/tokens) and the refresh token
+// presentations (see /__test/refresh-presentations).
+const ledger = [];
+const refreshValues = new Map(); // sha256 -> value, of issued refresh tokens
+const presentations = new Map(); // sha256 -> { presented, succeeded, errors }
+const sha256 = (v) => crypto.createHash('sha256').update(v, 'utf8').digest('hex');
+
+function recordIssued(kind, value, grantType, grantId, expiresIn) {
+  if (typeof value !== 'string' || value === '') return;
+  const entry = {
+    seq: ledger.length, kind, value, sha256: sha256(value), grant_type: grantType || '', grant_id: grantId || '',
+  };
+  if (typeof expiresIn === 'number') entry.expires_at = Math.floor(Date.now() / 1000) + expiresIn;
+  ledger.push(entry);
+  if (kind === 'refresh_token') refreshValues.set(entry.sha256, value);
+}
+
+function recordPresentation(value, ok, error) {
+  if (typeof value !== 'string' || value === '') return;
+  const h = sha256(value);
+  const p = presentations.get(h) || { presented: 0, succeeded: 0, errors: [] };
+  p.presented += 1;
+  if (ok) p.succeeded += 1;
+  else p.errors.push(error);
+  presentations.set(h, p);
+}
+
+// refreshTokenState looks a refresh token up in the provider's storage,
+// as the refresh_token grant does, but without consuming it.
+async function refreshTokenState(hash) {
+  const value = refreshValues.get(hash);
+  if (!value) return { known: false, active: false, state: 'unknown' };
+  const rt = await provider.RefreshToken.find(value, { ignoreExpiration: true }).catch(() => undefined);
+  let state = 'active';
+  if (!rt) state = 'revoked';
+  else if (rt.consumed) state = 'consumed';
+  else if (rt.isExpired) state = 'expired';
+  else if (!(await provider.Grant.find(rt.grantId).catch(() => undefined))) state = 'revoked';
+  return { known: true, active: state === 'active', state };
+}
 
 // User codes in the order they were issued, and the long polls waiting for
 // the next one.
@@ -218,6 +279,7 @@ provider.use(async (ctx, next) => {
       counts.device_authorization += 1;
       if (ctx.status === 200 && ctx.body && ctx.body.device_code) {
         ctx.body.interval = interval;
+        recordIssued('device_code', ctx.body.device_code, 'device_authorization', '', undefined);
         userCodes.push(ctx.body.user_code);
         const w = waiters;
         waiters = [];
@@ -228,6 +290,16 @@ provider.use(async (ctx, next) => {
       const gt = ctx.oidc.body?.grant_type;
       if (gt === 'urn:ietf:params:oauth:grant-type:device_code') counts.device_code_grant += 1;
       else if (gt === 'refresh_token') counts.refresh_token_grant += 1;
+      const ok = ctx.status === 200 && ctx.body && typeof ctx.body === 'object';
+      if (gt === 'refresh_token') {
+        recordPresentation(ctx.oidc.body?.refresh_token, ok, (ctx.body && ctx.body.error) || `HTTP ${ctx.status}`);
+      }
+      if (ok) {
+        const grantId = ctx.oidc.entities?.Grant?.jti;
+        recordIssued('access_token', ctx.body.access_token, gt, grantId, ctx.body.expires_in);
+        recordIssued('refresh_token', ctx.body.refresh_token, gt, grantId, undefined);
+        recordIssued('id_token', ctx.body.id_token, gt, grantId, undefined);
+      }
       break;
     }
     case 'revocation':
@@ -377,6 +449,19 @@ async function testEndpoint(req, res, url) {
       });
     }
     json(res, 200, { next: userCodes.length, user_codes: userCodes.slice(after) });
+    return;
+  }
+  if (url.pathname === '/__test/tokens') {
+    const after = Math.max(0, Number.parseInt(url.searchParams.get('after') || '0', 10) || 0);
+    json(res, 200, { next: ledger.length, tokens: ledger.slice(after) });
+    return;
+  }
+  if (url.pathname === '/__test/refresh-presentations') {
+    json(res, 200, Object.fromEntries(presentations));
+    return;
+  }
+  if (url.pathname === '/__test/refresh-token') {
+    json(res, 200, await refreshTokenState(url.searchParams.get('sha256') || ''));
     return;
   }
   json(res, 404, { error: 'not_found' });
