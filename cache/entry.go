@@ -36,6 +36,12 @@ type Entry struct {
 	IDTokenExpiry time.Time `json:"id_token_expiry,omitzero"`
 	// IssuedAt is when this machine received the tokens.
 	IssuedAt time.Time `json:"issued_at"`
+	// Superseded are refresh tokens of sessions this one replaced (login
+	// --force) whose revocation at the provider is not confirmed yet: a
+	// sign-in killed between saving the new session and revoking the old
+	// one leaves them here, for logout and the next login to revoke, so
+	// that no live refresh token is ever left without an owner.
+	Superseded []string `json:"superseded_refresh_tokens,omitempty"`
 }
 
 type file struct {

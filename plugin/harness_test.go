@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,10 +17,12 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/devicelogin/kubectl-device-login/cache"
+	"github.com/devicelogin/kubectl-device-login/plugin"
 	"github.com/devicelogin/kubectl-device-login/plugin/providertest"
 )
 
@@ -305,4 +309,380 @@ func httpClientFor(p providertest.Provider) *http.Client {
 		return hc.HTTPClient()
 	}
 	return http.DefaultClient
+}
+
+// syncBuffer is a bytes.Buffer that a running process writes to while the
+// test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// proc is a running process whose output the test can watch.
+type proc struct {
+	cmd            *exec.Cmd
+	stdout, stderr syncBuffer
+	start          time.Time
+	done           chan struct{}
+	res            result // set before done is closed
+}
+
+// spawn starts bin with args; stdin is /dev/null unless given. The
+// process is killed when ctx ends. Call it from the test's goroutine.
+func spawn(t testing.TB, ctx context.Context, bin string, args, env []string, stdin *os.File) *proc {
+	t.Helper()
+	p := &proc{done: make(chan struct{})}
+	p.cmd = exec.CommandContext(ctx, bin, args...)
+	p.cmd.Env = append(baseEnv(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if stdin != nil {
+		p.cmd.Stdin = stdin
+	}
+	p.start = time.Now()
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", bin, err)
+	}
+	go func() {
+		err := p.cmd.Wait()
+		p.res = result{stdout: p.stdout.String(), stderr: p.stderr.String(), took: time.Since(p.start)}
+		var ee *exec.ExitError
+		switch {
+		case errors.As(err, &ee):
+			p.res.exit = ee.ExitCode() // -1 when killed by a signal
+		case err != nil:
+			p.res.exit = -2
+			p.res.stderr += "\n[test: " + err.Error() + "]"
+		}
+		close(p.done)
+	}()
+	return p
+}
+
+// startPlugin starts the plugin binary with extra environment entries.
+func startPlugin(t testing.TB, ctx context.Context, args []string, env ...string) *proc {
+	t.Helper()
+	return spawn(t, ctx, pluginBin, args, env, nil)
+}
+
+// waitUntil polls cond until it holds or ctx ends.
+func waitUntil(ctx context.Context, what string, cond func() bool) error {
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("gave up waiting for %s: %w", what, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// leakGuard is the suite-wide no-secret check: every scenario registers
+// what it captured from stderr (and error texts) and every secret that
+// existed during it (access, refresh and ID tokens from the cache and from
+// stdout, the client secret); at the end of the test no capture may hold
+// any secret.
+type leakGuard struct {
+	mu       sync.Mutex
+	captures map[string]string // name -> text
+	secrets  map[string]string // value -> what it is
+}
+
+func newLeakGuard(t *testing.T) *leakGuard {
+	g := &leakGuard{captures: map[string]string{}, secrets: map[string]string{}}
+	t.Cleanup(func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if len(g.captures) == 0 {
+			t.Errorf("leak guard: nothing was captured")
+		}
+		for name, text := range g.captures {
+			for secret, what := range g.secrets {
+				if strings.Contains(text, secret) {
+					t.Errorf("leak guard: %s appears in %s:\n%s", what, name, text)
+				}
+			}
+		}
+		t.Logf("leak guard: %d captures checked against %d secrets", len(g.captures), len(g.secrets))
+	})
+	return g
+}
+
+// rewrite changes the only cached session of s.
+func rewrite(t testing.TB, s *session, f func(e *cache.Entry)) *cache.Entry {
+	t.Helper()
+	e := s.entry(t)
+	f(e)
+	if err := (cache.Store{Dir: s.cacheDir}).Save(e); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// expire makes the cached access token look expired a minute ago, as if
+// an hour had passed; the provider still honours the refresh token.
+func expire(e *cache.Entry) {
+	e.IssuedAt = time.Now().Add(-61 * time.Minute)
+	e.Expiry = time.Now().Add(-time.Minute)
+}
+
+// login signs s in with a device login; onCode approves it, or is nil
+// when the provider approves by itself.
+func login(t *testing.T, ctx context.Context, s *session, g *leakGuard, onCode func(string)) credential {
+	t.Helper()
+	r := runPlugin(t, ctx, invocation{args: s.args("get-token", "--device-login=always"), onCode: onCode})
+	g.result("login", r)
+	c := r.credential(t)
+	g.sessions(s.cacheDir)
+	return c
+}
+
+// holdLock takes the session's lock in the test process, as another
+// plugin process would.
+func holdLock(t testing.TB, dir, id string) (release func()) {
+	t.Helper()
+	lock, err := cache.Store{Dir: dir}.Lock(context.Background(), id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() { once.Do(lock.Release) }
+	t.Cleanup(release)
+	return release
+}
+
+// lockHeld reports whether someone holds the session's lock.
+func lockHeld(t testing.TB, dir, id string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	lock, err := cache.Store{Dir: dir}.Lock(ctx, id, nil)
+	if err == nil {
+		lock.Release()
+		return false
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal(err)
+	}
+	return true
+}
+
+// keyID is the session ID the plugin uses for these flags with default
+// scopes and token.
+func keyID(issuer, clientID string) string {
+	return cache.Key{Issuer: issuer, ClientID: clientID, Scopes: plugin.DefaultScopes, Token: plugin.TokenAccess}.ID()
+}
+
+// tcpSink is a stand-in for a provider that cannot be reached or does not
+// answer, which no real provider can be made to do: it accepts connections
+// and either holds them silently or resets them, counting each.
+type tcpSink struct {
+	l     net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newTCPSink(t testing.TB, reset bool) *tcpSink {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &tcpSink{l: l}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.conns = append(s.conns, c)
+			s.mu.Unlock()
+			if reset {
+				c.(*net.TCPConn).SetLinger(0)
+				c.Close()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, c := range s.conns {
+			c.Close()
+		}
+	})
+	return s
+}
+
+// closedPort is a loopback address where nothing listens.
+func closedPort(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "http://" + addr
+}
+
+// kubeconfigFor writes a kubeconfig whose user runs the plugin with args,
+// interactiveMode IfAvailable: kubectl tells the plugin a person is there
+// only when kubectl's stdin is a terminal.
+func kubeconfigFor(t testing.TB, api *providertest.APIServer, args []string) string {
+	t.Helper()
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := providertest.WriteKubeconfig(kc, providertest.Kubeconfig{
+		Server: api.URL(), CAPEM: api.CAPEM(), Command: pluginBin, Args: args,
+		InteractiveMode: "IfAvailable",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return kc
+}
+
+// pluginRuns counts the plugin's runs in kubectl's stderr: each run ends
+// with exactly one "device-login: " error line.
+func pluginRuns(stderr string) int {
+	return len(regexp.MustCompile(`(?m)^device-login: `).FindAllString(stderr, -1))
+}
+
+// requireRoot skips tests that need mounts.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs (a full or read-only file system); root's read-only checks cannot be faked with chmod")
+	}
+}
+
+// mountTmpfs mounts a tmpfs owned by root with mode 0700 and returns its
+// path; it is unmounted when the test ends.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v: %s); this test needs CAP_SYS_ADMIN", err, bytes.TrimSpace(out))
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+func remountReadOnly(t *testing.T, dir string) {
+	t.Helper()
+	if out, err := exec.Command("mount", "-o", "remount,ro", dir).CombinedOutput(); err != nil {
+		t.Fatalf("remount ro: %v: %s", err, out)
+	}
+}
+
+// restoreTmpfs undoes remountReadOnly and fill.
+func restoreTmpfs(t *testing.T, dir string) {
+	t.Helper()
+	if out, err := exec.Command("mount", "-o", "remount,rw", dir).CombinedOutput(); err != nil {
+		t.Fatalf("remount rw: %v: %s", err, out)
+	}
+	if err := os.Remove(filepath.Join(dir, "filler")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+}
+
+// fill writes to dir until the file system is full.
+func fill(t *testing.T, dir string) {
+	t.Helper()
+	f, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 4096)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (p *proc) wait() result {
+	<-p.done
+	return p.res
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (g *leakGuard) capture(name, text string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.captures[fmt.Sprintf("%s #%d", name, len(g.captures))] = text
+}
+
+func (g *leakGuard) secret(what, value string) {
+	// Values this short would match ordinary words; no real token is.
+	if len(value) < 8 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.secrets[value] = what
+}
+
+// result registers a run's stderr and the token it printed.
+func (g *leakGuard) result(name string, r result) {
+	g.capture(name+" stderr", r.stderr)
+	var c credential
+	if json.Unmarshal([]byte(r.stdout), &c) == nil {
+		g.secret("the printed token", c.Status.Token)
+	}
+}
+
+func (g *leakGuard) entry(e *cache.Entry) {
+	if e == nil {
+		return
+	}
+	g.secret("an access token", e.AccessToken)
+	g.secret("a refresh token", e.RefreshToken)
+	g.secret("an ID token", e.IDToken)
+}
+
+// sessions registers the tokens of every session in a cache directory.
+func (g *leakGuard) sessions(dir string) {
+	l, _ := (&cache.Sessions{Dir: dir}).List()
+	for _, x := range l {
+		for _, c := range x.Copies {
+			g.entry(c.Entry)
+		}
+	}
+}
+
+func (s *tcpSink) URL() string { return "http://" + s.l.Addr().String() }
+
+func (s *tcpSink) accepted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
 }

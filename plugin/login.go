@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/devicelogin/kubectl-device-login/cache"
@@ -59,42 +60,79 @@ func Login(ctx context.Context, s *Settings, t *terminal.Terminal, force bool) e
 		return err
 	}
 	s.announce(e, t)
+	// The replaced refresh tokens are saved with the new session until
+	// the provider confirms their revocation: a login killed in between
+	// leaves them for logout or the next login, never ownerless.
+	e.Superseded = supersededBy(e, copies)
 	if err := sessions.Save(e); err != nil {
 		return fmt.Errorf("signed in, but could not save the session (%v); the previous session, if any, is kept", err)
 	}
 	if err := sessions.ClearFailure(s.Key.ID()); err != nil {
 		t.Verbosef("%v", err)
 	}
-	var replaced []*cache.Entry
-	for _, c := range copies {
-		if c.Entry != nil && c.Entry.RefreshToken != e.RefreshToken {
-			replaced = append(replaced, c.Entry)
-		}
+	if len(e.Superseded) == 0 {
+		return nil
 	}
-	if n, err := RevokeTokens(ctx, p, replaced); err != nil {
-		t.Notef("the previous session could not be revoked at the provider (%v); it ends there when it expires", err)
-	} else if n > 0 {
-		t.Verbosef("revoked the previous session at the provider")
+	left, err := revokeSuperseded(ctx, p, e)
+	if err != nil {
+		t.Notef("the previous session could not be revoked at the provider (%v); it is kept with the new one, so that logout or the next login revokes it", err)
+	}
+	if len(left) < len(e.Superseded) {
+		e.Superseded = left
+		if err := sessions.Save(e); err != nil {
+			t.Verbosef("could not note that the previous session is revoked: %v", err)
+		}
 	}
 	return nil
 }
 
+// supersededBy lists the distinct refresh tokens that e replaces: those
+// of every copy of the old session and those the old session had not yet
+// revoked.
+func supersededBy(e *cache.Entry, copies []cache.Copy) []string {
+	var out []string
+	add := func(rt string) {
+		if rt != "" && rt != e.RefreshToken && !slices.Contains(out, rt) {
+			out = append(out, rt)
+		}
+	}
+	for _, c := range copies {
+		if c.Entry != nil {
+			add(c.Entry.RefreshToken)
+			for _, rt := range c.Entry.Superseded {
+				add(rt)
+			}
+		}
+	}
+	return out
+}
+
+// revokeSuperseded revokes e's superseded refresh tokens and returns those
+// the provider did not confirm.
+func revokeSuperseded(ctx context.Context, p *provider.Client, e *cache.Entry) (left []string, err error) {
+	var errs []error
+	for _, rt := range e.Superseded {
+		if _, rerr := p.Revoke(ctx, e.RevocationEndpoint, rt, "refresh_token"); rerr != nil {
+			left = append(left, rt)
+			errs = append(errs, rerr)
+		}
+	}
+	return left, errors.Join(errs...)
+}
+
 // RevokeTokens revokes, at the provider (RFC 7009), every distinct
-// refresh token of the given copies of a session, or its access token
-// when a copy has no refresh token. It returns how many tokens the
-// provider revoked, and the errors of the others; a provider without a
-// revocation endpoint revokes nothing and is no error.
+// refresh token of the given copies of a session (their superseded ones
+// included), or a copy's access token when it has no refresh token. It
+// returns how many tokens the provider revoked, and the errors of the
+// others; a provider without a revocation endpoint revokes nothing and
+// is no error.
 func RevokeTokens(ctx context.Context, p *provider.Client, copies []*cache.Entry) (int, error) {
 	seen := map[string]bool{}
 	revoked := 0
 	var errs []error
-	for _, e := range copies {
-		token, hint := e.RefreshToken, "refresh_token"
-		if token == "" {
-			token, hint = e.AccessToken, "access_token"
-		}
+	revoke := func(e *cache.Entry, token, hint string) {
 		if token == "" || seen[token] {
-			continue
+			return
 		}
 		seen[token] = true
 		ok, err := p.Revoke(ctx, e.RevocationEndpoint, token, hint)
@@ -103,6 +141,16 @@ func RevokeTokens(ctx context.Context, p *provider.Client, copies []*cache.Entry
 			errs = append(errs, err)
 		case ok:
 			revoked++
+		}
+	}
+	for _, e := range copies {
+		if e.RefreshToken != "" {
+			revoke(e, e.RefreshToken, "refresh_token")
+		} else {
+			revoke(e, e.AccessToken, "access_token")
+		}
+		for _, rt := range e.Superseded {
+			revoke(e, rt, "refresh_token")
 		}
 	}
 	return revoked, errors.Join(errs...)

@@ -81,9 +81,11 @@ type script struct {
 	issuer string // overrides the discovery issuer when set
 	// methods is the discovery's token_endpoint_auth_methods_supported.
 	methods []string
-	forms   []url.Values
-	auths   []string // each request's HTTP Basic user:password, or ""
-	counts  map[string]int
+	// tokenEndpoint overrides the discovery's token_endpoint.
+	tokenEndpoint string
+	forms         []url.Values
+	auths         []string // each request's HTTP Basic user:password, or ""
+	counts        map[string]int
 }
 
 // basic is the request's HTTP Basic credentials as "user:password".
@@ -110,6 +112,9 @@ func newScript(t *testing.T) *script {
 		}
 		if s.methods != nil {
 			doc["token_endpoint_auth_methods_supported"] = s.methods
+		}
+		if s.tokenEndpoint != "" {
+			doc["token_endpoint"] = s.tokenEndpoint
 		}
 		writeJSON(w, 200, doc)
 	})
@@ -724,5 +729,75 @@ func TestClockThatWentBackRenewsTheSession(t *testing.T) {
 	}
 	if tok, _ := r.credential(t); tok != "at-new" || s.Count("token:refresh_token") != 1 {
 		t.Errorf("token %q after %d refreshes; want the session renewed", tok, s.Count("token:refresh_token"))
+	}
+}
+
+// TestRedirectsNeverLeaveHTTPS (issue 12, defect 6): an https issuer's
+// discovery and device authorization requests follow redirects only to
+// URLs that pass the same rule as the flags (https, or http on loopback);
+// a redirect to plain http elsewhere is refused before any connection.
+// (A scripted TLS server: a real provider cannot be made to redirect.)
+func TestRedirectsNeverLeaveHTTPS(t *testing.T) {
+	for _, tc := range []struct {
+		name, path, target string
+		followed           bool
+	}{
+		{"discovery to http elsewhere", "/.well-known/openid-configuration", "http://evil.example/.well-known/openid-configuration", false},
+		{"device authorization to http elsewhere", "/device", "http://evil.example/device", false},
+		{"discovery within the issuer", "/.well-known/openid-configuration", "/moved/openid-configuration", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var srv *httptest.Server
+			mux := http.NewServeMux()
+			discovery := func(w http.ResponseWriter, r *http.Request) {
+				writeJSON(w, 200, map[string]any{"issuer": srv.URL, "device_authorization_endpoint": srv.URL + "/device", "token_endpoint": srv.URL + "/token"})
+			}
+			mux.HandleFunc("/.well-known/openid-configuration", discovery)
+			mux.HandleFunc("/moved/openid-configuration", discovery)
+			mux.HandleFunc("/device", func(w http.ResponseWriter, r *http.Request) {
+				writeJSON(w, 200, map[string]any{"device_code": "dc", "user_code": "CODE", "verification_uri": srv.URL + "/verify", "expires_in": 60, "interval": 1})
+			})
+			mux.HandleFunc("/token", success("at-r", "", 3600))
+			redirecting := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == tc.path {
+					http.Redirect(w, r, tc.target, http.StatusTemporaryRedirect)
+					return
+				}
+				mux.ServeHTTP(w, r)
+			})
+			srv = httptest.NewTLSServer(redirecting)
+			defer srv.Close()
+			o := Options{IssuerURL: srv.URL, ClientID: "kubectl", CacheDir: filepath.Join(t.TempDir(), "cache"),
+				DeviceLogin: DeviceLoginAlways, Clock: newFakeClock(), HTTPClient: srv.Client()}
+			r := getToken(t, o)
+			switch {
+			case tc.followed && r.err != nil:
+				t.Fatalf("a redirect within the issuer was not followed: %v", r.err)
+			case !tc.followed && (r.err == nil || !strings.Contains(r.err.Error(), "not followed") || !strings.Contains(r.err.Error(), "plain http")):
+				t.Fatalf("err = %v, want the redirect refused for plain http", r.err)
+			}
+		})
+	}
+}
+
+// TestEndpointsOnAnotherOriginNeedTheFlag (issue 14, a suspicion): a
+// discovery document (which a cluster extension's issuer controls) that
+// names device authorization or token endpoints on another origin could
+// hand the device code to someone else; such endpoints are refused unless
+// --allow-cross-origin-endpoints says the provider is set up that way.
+func TestEndpointsOnAnotherOriginNeedTheFlag(t *testing.T) {
+	other := newScript(t)
+	other.Token(success("at-elsewhere", "", 3600))
+	s := newScript(t)
+	s.tokenEndpoint = other.srv.URL + "/token"
+	o := s.options(t, newFakeClock())
+	o.RememberFailure = -1
+	r := getToken(t, o)
+	if r.err == nil || !strings.Contains(r.err.Error(), "--allow-cross-origin-endpoints") || s.Count("device") != 0 {
+		t.Fatalf("err = %v; device requests %d", r.err, s.Count("device"))
+	}
+	o.AllowCrossOriginEndpoints = true
+	if r := getToken(t, o); r.err != nil {
+		t.Fatalf("with the flag: %v", r.err)
 	}
 }

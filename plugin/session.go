@@ -41,6 +41,9 @@ func newEntry(key cache.Key, tok *provider.Token, prev *cache.Entry) *cache.Entr
 		RefreshToken:       tok.RefreshToken,
 		IssuedAt:           issued.UTC(),
 	}
+	if prev != nil {
+		e.Superseded = prev.Superseded
+	}
 	if tok.HasExpiresIn && tok.ExpiresIn > 0 {
 		e.Expiry = issued.Add(min(tok.ExpiresIn, maxLifetime)).UTC()
 	}
@@ -126,9 +129,11 @@ func (s *Settings) fresh(e *cache.Entry, now time.Time) (Credential, bool) {
 
 // valid reports whether the session's token is still valid now, past the
 // moment it should have been renewed: served when renewing failed, with
-// its expiry as expirationTimestamp.
+// its expiry as expirationTimestamp. A session issued in the future (the
+// clock went back) counts by its expiry too: renewing it is preferred,
+// but when that fails the API server, not this clock, has the last word.
 func (s *Settings) valid(e *cache.Entry, now time.Time) (Credential, time.Time, bool) {
-	if e == nil || e.IssuedAt.After(now.Add(maxClockStep)) {
+	if e == nil {
 		return Credential{}, time.Time{}, false
 	}
 	token, expiry := chosen(e)

@@ -371,8 +371,10 @@ func (s *Settings) humanPresent() bool {
 
 // Provider is the provider client of these settings.
 func (s *Settings) Provider(t *terminal.Terminal) (*provider.Client, error) {
-	hc := s.HTTPClient
-	if hc == nil {
+	var hc *http.Client
+	if s.HTTPClient != nil {
+		hc = provider.WithoutRedirects(s.HTTPClient)
+	} else {
 		var err error
 		if hc, err = provider.NewHTTPClient(s.TLS, s.RequestTimeout); err != nil {
 			return nil, err

@@ -134,8 +134,8 @@ type TLS struct {
 
 // NewHTTPClient builds the client for every request to the provider:
 // proxies from the environment, the extra certificate authorities, a
-// timeout per exchange, and redirects only where the request allows them
-// (see withRedirects), each checked like a URL from the flags.
+// timeout per exchange, and no redirects (see followingRedirects for the
+// requests that may follow them).
 func NewHTTPClient(t TLS, timeout time.Duration) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.Insecure}
@@ -160,43 +160,48 @@ func NewHTTPClient(t TLS, timeout time.Duration) (*http.Client, error) {
 		}
 		tr.TLSClientConfig.RootCAs = pool
 	}
-	return &http.Client{Transport: tr, Timeout: timeout, CheckRedirect: checkRedirect}, nil
+	return &http.Client{Transport: tr, Timeout: timeout, CheckRedirect: noRedirects}, nil
 }
 
-// redirects is the context key of a request's redirect policy.
-type redirects struct{}
+// noRedirects is the policy of every request but discovery and device
+// authorization: the token and revocation endpoints follow no redirect,
+// since their requests carry refresh tokens and secrets that Go would
+// post again to wherever a 307 points.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-// withRedirects lets the requests made with ctx follow redirects, each
-// target checked like a URL from the flags (https, or http on loopback
-// only); sameHost keeps them on the first request's host, for a request
-// that carries a client secret. Requests without it follow none: the
-// token and revocation endpoints, whose requests carry refresh tokens
-// and secrets that Go would post again to wherever a 307 points.
-func withRedirects(ctx context.Context, sameHost bool) context.Context {
-	return context.WithValue(ctx, redirects{}, &sameHost)
-}
-
-// redirectError is a redirect refused by checkRedirect.
+// redirectError is a redirect refused by a checked policy.
 type redirectError struct{ reason string }
 
 func (e *redirectError) Error() string { return e.reason }
 
-func checkRedirect(req *http.Request, via []*http.Request) error {
-	sameHost, ok := req.Context().Value(redirects{}).(*bool)
-	if !ok {
-		return http.ErrUseLastResponse
+// followingRedirects is hc for a request that may follow redirects, each
+// target checked like a URL from the flags (https, or http on loopback
+// only); sameHost keeps them on the first request's host, for a request
+// that carries a client secret.
+func followingRedirects(hc *http.Client, sameHost bool) *http.Client {
+	c := *hc
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 5 {
+			return &redirectError{"the provider redirected more than 5 times"}
+		}
+		target := req.URL.String()
+		if err := CheckURL("a redirect", target); err != nil {
+			return &redirectError{fmt.Sprintf("%s was redirected to %s, which was not followed: %v", terminal.Sanitize(via[0].URL.String(), 200), terminal.Sanitize(target, 200), err)}
+		}
+		if sameHost && !strings.EqualFold(req.URL.Host, via[0].URL.Host) {
+			return &redirectError{fmt.Sprintf("%s was redirected to another host, %s, which was not followed: the request carries the client secret", terminal.Sanitize(via[0].URL.String(), 200), terminal.Sanitize(req.URL.Host, 200))}
+		}
+		return nil
 	}
-	if len(via) >= 5 {
-		return &redirectError{"the provider redirected more than 5 times"}
-	}
-	target := req.URL.String()
-	if err := CheckURL("a redirect", target); err != nil {
-		return &redirectError{fmt.Sprintf("%s was redirected to %s, which was not followed: %v", terminal.Sanitize(via[0].URL.String(), 200), terminal.Sanitize(target, 200), err)}
-	}
-	if *sameHost && !strings.EqualFold(req.URL.Host, via[0].URL.Host) {
-		return &redirectError{fmt.Sprintf("%s was redirected to another host, %s, which was not followed: the request carries the client secret", terminal.Sanitize(via[0].URL.String(), 200), terminal.Sanitize(req.URL.Host, 200))}
-	}
-	return nil
+	return &c
+}
+
+// WithoutRedirects is hc with the policy of the token and revocation
+// endpoints, for a client a test brings.
+func WithoutRedirects(hc *http.Client) *http.Client {
+	c := *hc
+	c.CheckRedirect = noRedirects
+	return &c
 }
 
 // CheckURL accepts https URLs, and http only on loopback addresses,

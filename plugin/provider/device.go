@@ -72,19 +72,19 @@ func (c *Client) StartDeviceLogin(ctx context.Context) (*DeviceLogin, error) {
 		params = append(params, oauth2.S256ChallengeOption(verifier))
 		c.logf("sending a PKCE challenge (S256)")
 	}
-	hc := c.HTTP
+	hc := followingRedirects(c.HTTP, c.ClientSecret != "")
 	if c.ClientSecret != "" {
 		// x/oauth2 sends no client credentials with the device
 		// authorization request; confidential clients need them.
 		if style == oauth2.AuthStyleInParams {
 			params = append(params, oauth2.SetAuthURLParam("client_secret", c.ClientSecret))
 		} else {
-			hc = withBasicAuth(c.HTTP, c.ClientID, c.ClientSecret)
+			hc = withBasicAuth(hc, c.ClientID, c.ClientSecret)
 		}
 	}
 	c.logf("requesting a device code from %s", ep.DeviceAuthorization)
 	sent := time.Now()
-	rctx := context.WithValue(withRedirects(ctx, c.ClientSecret != ""), oauth2.HTTPClient, hc)
+	rctx := context.WithValue(ctx, oauth2.HTTPClient, hc)
 	da, err := oc.DeviceAuth(rctx, params...)
 	if err != nil {
 		err = classify(ctx, ep.DeviceAuthorization, err)

@@ -42,12 +42,12 @@ func (c *Client) Discover(ctx context.Context) (*Discovery, error) {
 	}
 	u := c.Issuer + "/.well-known/openid-configuration"
 	c.logf("fetching %s", u)
-	req, err := http.NewRequestWithContext(withRedirects(ctx, false), http.MethodGet, u, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("cannot build a request for %s: %v", terminal.Sanitize(u, 200), err)
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := c.HTTP.Do(req)
+	resp, err := followingRedirects(c.HTTP, false).Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

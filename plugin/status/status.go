@@ -37,7 +37,10 @@ type Session struct {
 	Expiry      *time.Time `json:"expiry,omitempty"`
 	Valid       bool       `json:"valid"`
 	Refreshable bool       `json:"refreshable"`
-	LastFailure string     `json:"lastFailure,omitempty"`
+	// Superseded counts refresh tokens of replaced sessions whose
+	// revocation was not confirmed; logout revokes them.
+	Superseded  int    `json:"superseded,omitempty"`
+	LastFailure string `json:"lastFailure,omitempty"`
 	// Copies are every place that holds this session, as logout would
 	// end them.
 	Copies  []Copy `json:"copies"`
@@ -131,6 +134,7 @@ func describe(l cache.Listed, now time.Time) Session {
 			si.Valid = now.Before(expiry)
 		}
 		si.Refreshable = e.RefreshToken != ""
+		si.Superseded = len(e.Superseded)
 	}
 	if f := l.Failure; f != nil {
 		si.LastFailure = fmt.Sprintf("%s: %s", f.Time.Local().Format(time.DateTime), terminal.Sanitize(f.Message, 500))
@@ -194,6 +198,9 @@ func writeText(w io.Writer, list []Session, dir string, now time.Time) error {
 			refresh = "yes"
 		}
 		fmt.Fprintf(tw, "  refresh token:\t%s\n", refresh)
+		if si.Superseded > 0 {
+			fmt.Fprintf(tw, "  replaced sessions:\t%d not yet revoked at the provider (logout revokes them)\n", si.Superseded)
+		}
 		if si.LastFailure != "" {
 			fmt.Fprintf(tw, "  last failure:\t%s\n", si.LastFailure)
 		}
