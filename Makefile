@@ -69,10 +69,12 @@ bench: bench-deps build node-deps
 bench-quick: bench-deps build node-deps
 	$(GO) run ./cmd/device-login-bench -plugin $(BIN) -out bin/bench -quick
 
-## install: the plugin onto PATH as kubectl-device_login (PREFIX=$(PREFIX))
+## install: the plugin onto PATH as kubectl-device_login, and kubectl_complete-device_login (a link to it) that
+##          kubectl runs for kubectl device-login <TAB> (PREFIX=$(PREFIX))
 install: build
 	install -d $(PREFIX)
 	install -m 0755 $(BIN) $(PREFIX)/kubectl-device_login
+	ln -sf kubectl-device_login $(PREFIX)/kubectl_complete-device_login
 
 # Release, lint and cross-compilation targets.
 KREW_VERSION      := v0.5.0

@@ -212,9 +212,9 @@ func TestUsageErrors(t *testing.T) {
 
 func TestCompletionScriptsParse(t *testing.T) {
 	ctx := testContext(t, time.Minute)
-	for shell, check := range map[string][]string{"bash": {"bash", "-n"}, "zsh": {"zsh", "-n"}, "fish": {"fish", "--no-execute"}} {
+	for shell, check := range map[string][]string{"bash": {"bash", "-n"}, "zsh": {"zsh", "-n"}, "fish": {"fish", "--no-execute"}, "kubectl": {"sh", "-n"}, "powershell": {"pwsh", "-NoProfile", "-Command", "-"}} {
 		r := runPlugin(t, ctx, invocation{args: []string{"completion", shell}})
-		if r.exit != 0 || !strings.Contains(r.stdout, "kubectl-device_login") || !strings.Contains(r.stdout, "issuer-url") {
+		if r.exit != 0 || !strings.Contains(r.stdout, "kubectl-device_login __complete") {
 			t.Errorf("completion %s: exit %d\n%s", shell, r.exit, r.stderr)
 			continue
 		}
@@ -231,5 +231,62 @@ func TestCompletionScriptsParse(t *testing.T) {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("%s rejects the script: %v\n%s", shell, err, out)
 		}
+	}
+}
+
+// TestCompletionPowerShellShape checks the PowerShell script's text, as
+// no PowerShell runs here (Debian does not package it): a native argument
+// completer for both names of the binary that calls __complete, drops the
+// directive line, and whose brackets and quotes pair up.
+func TestCompletionPowerShellShape(t *testing.T) {
+	r := runPlugin(t, testContext(t, time.Minute), invocation{args: []string{"completion", "powershell"}})
+	if r.exit != 0 {
+		t.Fatalf("completion powershell: exit %d\n%s", r.exit, r.stderr)
+	}
+	for _, want := range []string{
+		"Register-ArgumentCompleter -Native -CommandName 'kubectl-device_login', 'kubectl-device_login.exe' -ScriptBlock {",
+		"param($wordToComplete, $commandAst, $cursorPosition)",
+		"& kubectl-device_login __complete @words 2>$null",
+		"Select-Object -SkipLast 1",
+		"[System.Management.Automation.CompletionResult]::new(",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("the PowerShell script lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	// Pairs, outside comments and single-quoted strings (where PowerShell
+	// takes every character as it is, '' being a quote).
+	var stack []rune
+	pairs := map[rune]rune{')': '(', '}': '{', ']': '['}
+	for n, line := range strings.Split(r.stdout, "\n") {
+		inSingle, inDouble := false, false
+		for i, c := range line {
+			switch {
+			case inSingle:
+				inSingle = c != '\''
+			case inDouble:
+				inDouble = c != '"' || i > 0 && line[i-1] == '`'
+			case c == '#':
+				goto next
+			case c == '\'':
+				inSingle = true
+			case c == '"':
+				inDouble = true
+			case c == '(' || c == '{' || c == '[':
+				stack = append(stack, c)
+			case pairs[c] != 0:
+				if len(stack) == 0 || stack[len(stack)-1] != pairs[c] {
+					t.Fatalf("line %d: unpaired %q:\n%s", n+1, c, line)
+				}
+				stack = stack[:len(stack)-1]
+			}
+		}
+		if inSingle || inDouble {
+			t.Errorf("line %d: unterminated string:\n%s", n+1, line)
+		}
+	next:
+	}
+	if len(stack) != 0 {
+		t.Errorf("unclosed %q", string(stack))
 	}
 }

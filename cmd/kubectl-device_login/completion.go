@@ -4,91 +4,571 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/devicelogin/kubectl-device-login/plugin"
+	"github.com/devicelogin/kubectl-device-login/plugin/status"
+	"github.com/devicelogin/kubectl-device-login/plugin/terminal"
 )
 
-const completionUsage = `Usage: kubectl device-login completion bash|zsh|fish
+// Completion has one engine: `kubectl-device_login __complete WORDS...`
+// answers for the words after the plugin's name, the last being the word
+// under the cursor, in the format of cobra's __complete (one candidate a
+// line, optionally followed by a tab and a description, then a line
+// ":DIRECTIVE"). kubectl (1.26+) runs an executable named
+// kubectl_complete-device_login for `kubectl device-login <TAB>` and
+// passes that format on to its own shell script; the scripts that
+// `completion` prints for bash, zsh, fish and PowerShell read it too. The
+// candidates come from the command table and the flag sets in main.go,
+// the enumerated values from plugin.Allowed, and kubeconfig names from
+// kubectl.
 
-Prints a completion script for kubectl-device_login. For example:
+const (
+	// completeCommand is the hidden command that answers completions.
+	completeCommand = "__complete"
+	// completerName is the name kubectl looks for on PATH to complete
+	// `kubectl device-login ...`; installed as a link to this binary,
+	// the binary answers completions under it.
+	completerName = "kubectl_complete-device_login"
+	// completionSummary is `completion`'s line in the command list.
+	completionSummary = "print a shell completion script (bash, zsh, fish, powershell, kubectl)"
+)
+
+// Directives, as cobra's ShellCompDirective bits, which kubectl's
+// completion script reads from the last line (1 means error, 2 no space
+// after the candidate; this program never answers those).
+const (
+	directiveFiles      = 0  // no candidates: complete file names
+	directiveNoFileComp = 4  // no candidates means none, not file names
+	directiveFilterDirs = 16 // no candidates: complete directory names
+)
+
+// kubectlTimeout bounds the kubectl run that lists kubeconfig names: a
+// completion that hangs is worse than one without names.
+const kubectlTimeout = 5 * time.Second
+
+// commandLine is the argument list run gets from the process's: its own
+// arguments, or, when the binary was started under kubectl's completer
+// name (a link to it), __complete and the words kubectl passes.
+func commandLine(argv []string) []string {
+	if len(argv) == 0 {
+		return nil
+	}
+	if strings.TrimSuffix(filepath.Base(argv[0]), ".exe") == completerName {
+		return append([]string{completeCommand}, argv[1:]...)
+	}
+	return argv[1:]
+}
+
+const completionUsage = `Usage: kubectl device-login completion bash|zsh|fish|powershell|kubectl
+
+Prints a completion script. Each one asks kubectl-device_login itself for
+the words, so it never goes stale. For example:
   kubectl-device_login completion bash > ~/.local/share/bash-completion/completions/kubectl-device_login
   kubectl-device_login completion zsh > "${fpath[1]}/_kubectl-device_login"
   kubectl-device_login completion fish > ~/.config/fish/completions/kubectl-device_login.fish
+  kubectl-device_login completion powershell | Out-String | Invoke-Expression   # in $PROFILE
+
+'kubectl' prints the program kubectl (1.26+) runs to complete
+'kubectl device-login <TAB>'. 'make install' installs it; with krew,
+install it next to the plugin:
+  kubectl device-login completion kubectl > "${KREW_ROOT:-$HOME/.krew}/bin/kubectl_complete-device_login"
+  chmod +x "${KREW_ROOT:-$HOME/.krew}/bin/kubectl_complete-device_login"
 `
 
-// flagsOf lists a command's long flags.
-func flagsOf(c command) []*pflag.Flag {
-	fs := pflag.NewFlagSet(c.name, pflag.ContinueOnError)
-	fs.SortFlags = false
-	c.flags(fs, &values{})
-	var out []*pflag.Flag
-	fs.VisitAll(func(f *pflag.Flag) { out = append(out, f) })
-	return out
+// shell is one script `completion` prints.
+type shell struct {
+	name, what string
+	write      func(w io.Writer)
+}
+
+func shells() []shell {
+	return []shell{
+		{"bash", "bash 4 or later", writeBash},
+		{"zsh", "zsh", writeZsh},
+		{"fish", "fish", writeFish},
+		{"powershell", "PowerShell", writePowerShell},
+		{"kubectl", "the program kubectl runs for kubectl device-login <TAB>", writeKubectlCompleter},
+	}
+}
+
+func shellNames() []string {
+	var names []string
+	for _, s := range shells() {
+		names = append(names, s.name)
+	}
+	return names
 }
 
 func runCompletion(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) error {
+	names := strings.Join(shellNames(), ", ")
 	if fs.NArg() != 1 {
-		return fmt.Errorf("name one shell: bash, zsh or fish; e.g. kubectl device-login completion bash")
+		return fmt.Errorf("name one shell: %s; e.g. kubectl device-login completion bash", names)
 	}
-	switch fs.Arg(0) {
-	case "bash":
-		writeBash(e.stdout, false)
-	case "zsh":
-		writeBash(e.stdout, true)
-	case "fish":
-		writeFish(e.stdout)
-	default:
-		return fmt.Errorf("no completion for %q; choose bash, zsh or fish", fs.Arg(0))
+	for _, s := range shells() {
+		if s.name == fs.Arg(0) {
+			s.write(e.stdout)
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("no completion for %q; choose %s", terminal.Sanitize(fs.Arg(0), 40), names)
 }
 
-// writeBash writes a bash completion script; zsh loads the same one
-// through bashcompinit.
-func writeBash(w io.Writer, zsh bool) {
-	if zsh {
-		fmt.Fprintln(w, "#compdef kubectl-device_login\nautoload -U +X bashcompinit && bashcompinit")
+// candidate is one completion and what it means.
+type candidate struct{ value, desc string }
+
+// answer is what __complete prints.
+type answer struct {
+	candidates []candidate
+	directive  int
+}
+
+// runComplete answers `__complete WORDS...`. It always succeeds: a shell
+// shows nothing for an answer without candidates.
+func runComplete(ctx context.Context, e *env, words []string) int {
+	a := completer{kubectl: "kubectl"}.complete(ctx, words)
+	var b strings.Builder
+	for _, c := range a.candidates {
+		b.WriteString(c.value)
+		if c.desc != "" {
+			b.WriteString("\t" + terminal.Sanitize(c.desc, 200))
+		}
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, ":%d\n", a.directive)
+	io.WriteString(e.stdout, b.String())
+	return 0
+}
+
+// completer completes command lines; kubectl lists kubeconfig names.
+type completer struct {
+	kubectl string
+}
+
+// line is what the words before the one under the cursor say.
+type line struct {
+	given      map[string]bool   // flags given
+	value      map[string]string // last value of each flag given
+	pending    *pflag.Flag       // flag whose value is the word under the cursor
+	positional int               // arguments that are not flags
+	dashdash   bool              // after --, everything is an argument
+}
+
+func (c completer) complete(ctx context.Context, words []string) answer {
+	if len(words) == 0 {
+		words = []string{""}
+	}
+	before, cur := words[:len(words)-1], words[len(words)-1]
+	if len(before) == 0 {
+		var a answer
+		for _, cmd := range commands() {
+			a.add(cur, cmd.name, cmd.summary)
+		}
+		a.directive = directiveNoFileComp
+		return a
+	}
+	i := slices.IndexFunc(commands(), func(cmd command) bool { return cmd.name == before[0] })
+	if i < 0 {
+		return answer{directive: directiveNoFileComp}
+	}
+	cmd := commands()[i]
+	fs := flagSet(cmd)
+	l := scan(fs, before[1:])
+	switch {
+	case l.pending != nil:
+		return c.values(ctx, cmd, l.pending, cur, l)
+	case !l.dashdash && strings.HasPrefix(cur, "-") && strings.Contains(cur, "="):
+		name, val, _ := strings.Cut(cur, "=")
+		var f *pflag.Flag
+		if long, ok := strings.CutPrefix(name, "--"); ok {
+			f = fs.Lookup(long)
+		} else {
+			// -o=json, or -vo=json: the last letter is the flag.
+			f = fs.ShorthandLookup(name[len(name)-1:])
+		}
+		if f == nil || f.Hidden {
+			return answer{directive: directiveNoFileComp}
+		}
+		return c.values(ctx, cmd, f, val, l)
+	case !l.dashdash && (strings.HasPrefix(cur, "-") || cur == "" && !takesArguments(cmd)):
+		return flagNames(fs, cur, l)
+	case takesArguments(cmd) && l.positional == 0:
+		// completion's one argument: the shell.
+		var a answer
+		for _, s := range shells() {
+			a.add(cur, s.name, s.what)
+		}
+		a.directive = directiveNoFileComp
+		return a
+	}
+	return answer{directive: directiveNoFileComp}
+}
+
+// takesArguments tells whether a command takes arguments besides flags,
+// as parse in main.go decides.
+func takesArguments(cmd command) bool { return cmd.name == "completion" }
+
+// flagSet is a command's flag set, as run makes it.
+func flagSet(cmd command) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(cmd.name, pflag.ContinueOnError)
+	fs.SortFlags = false
+	cmd.flags(fs, &values{})
+	return fs
+}
+
+// takesValue tells whether a flag needs a value (--flag value), as
+// opposed to a boolean (--flag alone).
+func takesValue(f *pflag.Flag) bool { return f.NoOptDefVal == "" }
+
+// scan reads the words between the command and the word under the
+// cursor as pflag would: --flag=value, --flag value, -o value, -ovalue,
+// -vo value, booleans, and --.
+func scan(fs *pflag.FlagSet, words []string) line {
+	l := line{given: map[string]bool{}, value: map[string]string{}}
+	for _, w := range words {
+		switch {
+		case l.pending != nil:
+			l.value[l.pending.Name] = w
+			l.pending = nil
+		case l.dashdash || w == "-" || !strings.HasPrefix(w, "-"):
+			l.positional++
+		case w == "--":
+			l.dashdash = true
+		case strings.HasPrefix(w, "--"):
+			name, val, hasValue := strings.Cut(w[2:], "=")
+			f := fs.Lookup(name)
+			if f == nil {
+				continue
+			}
+			l.given[f.Name] = true
+			switch {
+			case hasValue:
+				l.value[f.Name] = val
+			case takesValue(f):
+				l.pending = f
+			}
+		default:
+			// A group of short flags; one that takes a value takes the
+			// rest of the word, or else the next word.
+			letters := w[1:]
+			for j := 0; j < len(letters); j++ {
+				f := fs.ShorthandLookup(letters[j : j+1])
+				if f == nil {
+					break
+				}
+				l.given[f.Name] = true
+				if !takesValue(f) {
+					continue
+				}
+				if rest := strings.TrimPrefix(letters[j+1:], "="); rest != "" {
+					l.value[f.Name] = rest
+				} else {
+					l.pending = f
+				}
+				break
+			}
+		}
+	}
+	return l
+}
+
+// flagNames lists the flags that start with prefix, long and short,
+// leaving out those already given that cannot be repeated.
+func flagNames(fs *pflag.FlagSet, prefix string, l line) answer {
+	a := answer{directive: directiveNoFileComp}
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Hidden || f.Deprecated != "" {
+			return
+		}
+		if _, repeatable := f.Value.(pflag.SliceValue); l.given[f.Name] && !repeatable {
+			return
+		}
+		a.add(prefix, "--"+f.Name, f.Usage)
+		if f.Shorthand != "" {
+			a.add(prefix, "-"+f.Shorthand, f.Usage)
+		}
+	})
+	return a
+}
+
+// fileFlags says which flags name files (directiveFiles) or directories
+// (directiveFilterDirs).
+func fileFlags(name string) (directive int, ok bool) {
+	switch name {
+	case "kubeconfig", "certificate-authority", "client-secret-file":
+		return directiveFiles, true
+	case "cache-dir":
+		return directiveFilterDirs, true
+	}
+	return 0, false
+}
+
+// enumerated lists the values a command's flag takes, or nil when it
+// takes any.
+func enumerated(cmd command, f *pflag.Flag) []string {
+	switch {
+	case cmd.name == "status" && f.Name == "output":
+		return status.Formats()
+	case !takesValue(f):
+		return []string{"true", "false"}
+	}
+	return plugin.Allowed(f.Name)
+}
+
+// values completes the value of flag f.
+func (c completer) values(ctx context.Context, cmd command, f *pflag.Flag, prefix string, l line) answer {
+	a := answer{directive: directiveNoFileComp}
+	if allowed := enumerated(cmd, f); allowed != nil {
+		for _, v := range allowed {
+			desc := ""
+			if v == f.DefValue {
+				desc = "default"
+			}
+			a.add(prefix, v, desc)
+		}
+		return a
+	}
+	if d, ok := fileFlags(f.Name); ok {
+		return answer{directive: d}
 	}
 	var names []string
-	for _, c := range commands() {
-		names = append(names, c.name)
-	}
-	fmt.Fprintf(w, `# completion for kubectl-device_login (kubectl device-login)
-_kubectl_device_login() {
-  local cur=${COMP_WORDS[COMP_CWORD]} opts
-  if [[ $COMP_CWORD -eq 1 ]]; then
-    COMPREPLY=($(compgen -W %q -- "$cur"))
-    return
-  fi
-  case ${COMP_WORDS[1]} in
-`, strings.Join(names, " "))
-	for _, c := range commands() {
-		var fl []string
-		for _, f := range flagsOf(c) {
-			fl = append(fl, "--"+f.Name)
+	switch f.Name {
+	case "context":
+		names = c.kubeconfigNames(ctx, l.value["kubeconfig"], "contexts")
+	case "user":
+		names = c.kubeconfigNames(ctx, l.value["kubeconfig"], "users")
+		if !slices.Contains(names, f.DefValue) {
+			a.add(prefix, f.DefValue, "default")
 		}
-		if c.name == "completion" {
-			fl = []string{"bash", "zsh", "fish"}
-		}
-		fmt.Fprintf(w, "    %s) opts=%q ;;\n", c.name, strings.Join(fl, " "))
 	}
-	fmt.Fprint(w, `    *) opts="" ;;
-  esac
-  COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+	for _, n := range names {
+		a.add(prefix, n, "")
+	}
+	return a
 }
-complete -o default -F _kubectl_device_login kubectl-device_login
+
+// kubeconfigNames asks kubectl for the names of the kubeconfig's contexts
+// or users (list), from the given file or else as kubectl finds it
+// ($KUBECONFIG, ~/.kube/config). kubectl quotes each name, so that any
+// name comes back whole; a name with a control character (an escape
+// sequence would reach the terminal) or invalid UTF-8 is left out, since
+// completing a changed name would name another entry. Failures give no
+// names: completion has nowhere to report them.
+func (c completer) kubeconfigNames(ctx context.Context, kubeconfig, list string) []string {
+	ctx, cancel := context.WithTimeout(ctx, kubectlTimeout)
+	defer cancel()
+	var args []string
+	if kubeconfig != "" {
+		args = append(args, "--kubeconfig="+kubeconfig)
+	}
+	args = append(args, "config", "view", "-o", "go-template",
+		`--template={{range .`+list+`}}{{printf "%q\n" .name}}{{end}}`)
+	out, err := exec.CommandContext(ctx, c.kubectl, args...).Output()
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, q := range strings.Split(string(out), "\n") {
+		name, err := strconv.Unquote(q)
+		if err != nil || name == "" || terminal.Sanitize(name, len(name)) != name || slices.Contains(names, name) {
+			continue
+		}
+		names = append(names, name)
+	}
+	return names
+}
+
+// add adds value when it starts with prefix.
+func (a *answer) add(prefix, value, desc string) {
+	if strings.HasPrefix(value, prefix) {
+		a.candidates = append(a.candidates, candidate{value, desc})
+	}
+}
+
+// The scripts below only carry the words between the shell and
+// `kubectl-device_login __complete`: what to complete is decided there.
+
+func writeKubectlCompleter(w io.Writer) {
+	io.WriteString(w, `#!/bin/sh
+# kubectl (1.26+) runs this as kubectl_complete-device_login to complete
+# "kubectl device-login ..."; kubectl-device_login answers.
+exec kubectl-device_login __complete "$@"
+`)
+}
+
+// writeBash writes the bash script. bash splits the word under the
+// cursor at = and : (COMP_WORDBREAKS) and replaces only its last piece,
+// so the script reads the words from the line itself and strips from
+// each candidate what bash keeps.
+func writeBash(w io.Writer) {
+	io.WriteString(w, `# bash completion for kubectl-device_login (kubectl device-login), bash 4+.
+# kubectl-device_login __complete answers; this only carries the words.
+_kubectl_device_login() {
+    local line=${COMP_LINE:0:COMP_POINT} cur val keep rep directive c name
+    local -a words answer
+    read -ra words <<< "$line"
+    if [[ ${#words[@]} -lt 2 || $line == *[[:space:]] ]]; then
+        words+=("")
+    fi
+    cur=${words[${#words[@]}-1]}
+    mapfile -t answer < <(kubectl-device_login __complete "${words[@]:1}" 2>/dev/null)
+    (( ${#answer[@]} )) || return 0
+    directive=${answer[${#answer[@]}-1]}
+    [[ $directive =~ ^:[0-9]+$ ]] || return 0
+    directive=${directive#:}
+    unset 'answer[${#answer[@]}-1]'
+    COMPREPLY=()
+    (( directive & 1 )) && return 0
+    # The value of --flag=value; bash replaces only the text after its
+    # last word break (= or :), so the part before stays as it is.
+    val=$cur
+    [[ $cur == -*=* ]] && val=${cur#*=}
+    rep=${COMP_WORDS[COMP_CWORD]}
+    [[ -z ${rep//[=:]/} ]] && rep=
+    keep=${val%"$rep"}
+    for c in "${answer[@]}"; do
+        name=${c%%$'\t'*}
+        [[ $name == "$keep"* ]] || continue
+        name=${name#"$keep"}
+        [[ $name == *[!A-Za-z0-9._/:=@+,%-]* ]] && printf -v name %q "$name"
+        COMPREPLY+=("$name")
+    done
+    if (( ${#COMPREPLY[@]} == 0 )); then
+        if (( directive & 16 )); then
+            compopt -o dirnames 2>/dev/null
+        elif (( ! (directive & 4) )); then
+            compopt -o default 2>/dev/null
+        fi
+    fi
+    (( directive & 2 )) && compopt -o nospace 2>/dev/null
+    return 0
+}
+complete -F _kubectl_device_login kubectl-device_login
+`)
+}
+
+func writeZsh(w io.Writer) {
+	io.WriteString(w, `#compdef kubectl-device_login
+# zsh completion for kubectl-device_login (kubectl device-login).
+# kubectl-device_login __complete answers; this only carries the words.
+_kubectl_device_login() {
+    local out directive cur=${words[CURRENT]} l
+    local -i width=0
+    local -a answer names shown nospace
+    out=$(kubectl-device_login __complete "${(@)words[2,CURRENT]}" 2>/dev/null) || return 1
+    answer=("${(@f)out}")
+    directive=${answer[-1]}
+    [[ $directive == :<-> ]] || return 1
+    directive=${directive#:}
+    answer[-1]=()
+    (( directive & 1 )) && return 1
+    (( directive & 2 )) && nospace=(-S '')
+    # --flag=value: complete the value, keep the flag.
+    [[ $cur == -*=* ]] && compset -P '[^=]#='
+    for l in "${answer[@]}"; do
+        [[ -n $l ]] || continue
+        names+=("${l%%$'\t'*}")
+        (( ${#names[-1]} > width )) && width=${#names[-1]}
+    done
+    for l in "${answer[@]}"; do
+        [[ -n $l ]] || continue
+        if [[ $l == *$'\t'* ]]; then
+            shown+=("${(r:width:)${l%%$'\t'*}}  -- ${l#*$'\t'}")
+        else
+            shown+=("$l")
+        fi
+    done
+    if (( ${#names} )); then
+        compadd -l -d shown "${nospace[@]}" -a names
+    elif (( directive & 16 )); then
+        _files -/
+    elif (( ! (directive & 4) )); then
+        _files
+    fi
+}
+if [[ ${zsh_eval_context[-1]} == loadautofunc ]]; then
+    _kubectl_device_login "$@"
+else
+    compdef _kubectl_device_login kubectl-device_login
+fi
 `)
 }
 
 func writeFish(w io.Writer) {
-	fmt.Fprintln(w, "# completion for kubectl-device_login (kubectl device-login)")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "complete -c kubectl-device_login -f -n __fish_use_subcommand -a %s -d %q\n", c.name, c.summary)
-	}
-	for _, c := range commands() {
-		for _, f := range flagsOf(c) {
-			fmt.Fprintf(w, "complete -c kubectl-device_login -n '__fish_seen_subcommand_from %s' -l %s -d %q\n", c.name, f.Name, f.Usage)
-		}
-	}
+	io.WriteString(w, `# fish completion for kubectl-device_login (kubectl device-login).
+# kubectl-device_login __complete answers; this only carries the words.
+function __kubectl_device_login_complete
+    set -l cur (commandline -ct)
+    set -l words (commandline -opc) "$cur"
+    set -l answer (kubectl-device_login __complete $words[2..-1] 2>/dev/null)
+    or return
+    set -l directive (string match -r -- '^:([0-9]+)$' $answer[-1])[2]
+    test -n "$directive"; or return
+    set -e answer[-1]
+    test (math "bitand($directive, 1)") -eq 0; or return
+    # fish replaces the whole word: put --flag= back before each value.
+    set -l flag (string replace -r -- '^(-[^=]*=)?.*$' '$1' "$cur")
+    set -l val (string replace -r -- '^-[^=]*=' '' "$cur")
+    if not set -q answer[1]
+        if test (math "bitand($directive, 16)") -ne 0
+            set answer (__fish_complete_directories "$val")
+        else if test (math "bitand($directive, 4)") -eq 0
+            set answer (__fish_complete_path "$val")
+        end
+    end
+    for a in $answer
+        printf '%s%s\n' "$flag" "$a"
+    end
+end
+complete -c kubectl-device_login -f -a '(__kubectl_device_login_complete)'
+`)
+}
+
+func writePowerShell(w io.Writer) {
+	io.WriteString(w, `# PowerShell completion for kubectl-device_login (kubectl device-login).
+# kubectl-device_login __complete answers; this only carries the words.
+# Load it in $PROFILE: kubectl-device_login completion powershell | Out-String | Invoke-Expression
+Register-ArgumentCompleter -Native -CommandName 'kubectl-device_login', 'kubectl-device_login.exe' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+    $words = @($commandAst.CommandElements |
+        Where-Object { $_.Extent.StartOffset -lt $cursorPosition } |
+        Select-Object -Skip 1 |
+        ForEach-Object { $_.Extent.Text })
+    if ($wordToComplete -eq '') {
+        # Before PowerShell 7.3 (and in Legacy mode) an empty argument
+        # is dropped; a quoted one reaches the program as empty.
+        if ($PSVersionTable.PSVersion -ge [version]'7.3' -and $PSNativeCommandArgumentPassing -ne 'Legacy') {
+            $words += ''
+        } else {
+            $words += '""'
+        }
+    }
+    $answer = @(& kubectl-device_login __complete @words 2>$null)
+    if ($answer.Count -eq 0 -or $answer[-1] -notmatch '^:(\d+)$') { return }
+    $directive = [int]$Matches[1]
+    if ($directive -band 1) { return }
+    $flag = ''
+    if ($wordToComplete -match '^(-[^=]*=)') { $flag = $Matches[1] }
+    $found = $false
+    foreach ($line in @($answer | Select-Object -SkipLast 1)) {
+        $name, $desc = $line -split [char]9, 2
+        if (-not $name) { continue }
+        if (-not $desc) { $desc = $name }
+        $text = $flag + $name
+        if ($text -match '[\s''"$;,(){}@&|<>#\x60]') { $text = "'" + ($text -replace "'", "''") + "'" }
+        $found = $true
+        [System.Management.Automation.CompletionResult]::new($text, $name, 'ParameterValue', $desc)
+    }
+    # Nothing found and no file names wanted: an empty string keeps
+    # PowerShell from completing file names instead.
+    if (-not $found -and ($directive -band 4)) { '' }
+}
+`)
 }

@@ -39,7 +39,7 @@ var (
 
 func main() {
 	ctx := &interruptible{}
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(ctx, commandLine(os.Args), os.Stdout, os.Stderr)
 	ctx.stop()
 	os.Exit(code)
 }
@@ -111,7 +111,7 @@ func commands() []command {
 		{"status", "list cached sessions (never shows tokens)", statusUsage, statusFlags, runStatus},
 		{"setup", "add a user entry that runs this plugin to your kubeconfig", setupUsage, setupFlags, runSetup},
 		{"version", "print the version", "Usage: kubectl device-login version\n", func(*pflag.FlagSet, *values) {}, runVersion},
-		{"completion", "print a shell completion script (bash, zsh or fish)", completionUsage, func(*pflag.FlagSet, *values) {}, runCompletion},
+		{"completion", completionSummary, completionUsage, func(*pflag.FlagSet, *values) {}, runCompletion},
 	}
 }
 
@@ -130,6 +130,9 @@ Run 'kubectl device-login <command> --help' for a command's flags.
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	e := &env{stdout: stdout, stderr: stderr}
+	if len(args) > 0 && args[0] == completeCommand {
+		return runComplete(ctx, e, args[1:])
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		w := stdout
 		if len(args) == 0 {

@@ -20,7 +20,7 @@ import (
 // endpoint. Read them as documentation.
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"kubectl-device_login": func() { os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)) },
+		"kubectl-device_login": func() { os.Exit(run(context.Background(), commandLine(os.Args), os.Stdout, os.Stderr)) },
 	})
 }
 

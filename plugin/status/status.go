@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -55,12 +56,15 @@ type Copy struct {
 	Path  string `json:"path"`
 }
 
+// Formats lists the output formats of Status; the first is the default.
+func Formats() []string { return []string{"text", "json"} }
+
 // Status writes the sessions of the cache directory of s to w as text or,
 // with format "json", as a JSON array. The keyring is read only for
 // sessions that have an index record; with --token-cache=keyring the text
 // also says whether the keyring can be used now.
 func Status(ctx context.Context, s *plugin.Settings, t *terminal.Terminal, w io.Writer, format string) error {
-	if format != "" && format != "text" && format != "json" {
+	if format != "" && !slices.Contains(Formats(), format) {
 		return fmt.Errorf("--output must be text or json, not %q", terminal.Sanitize(format, 40))
 	}
 	sessions := s.Sessions(ctx, t)
