@@ -423,6 +423,14 @@ func (s *Settings) LoginCommand() string {
 	if s.Key.Token != TokenAccess {
 		args = append(args, "--token="+s.Key.Token)
 	}
+	// How this client signs in, when not the default: the command must
+	// do what the failed one did.
+	if s.PKCE != "" && s.PKCE != provider.PKCEAuto {
+		args = append(args, "--pkce="+s.PKCE)
+	}
+	if s.ClientAuth != "" {
+		args = append(args, "--client-auth="+s.ClientAuth)
+	}
 	if s.CacheDirGiven {
 		args = append(args, "--cache-dir="+s.CacheDir)
 	}
