@@ -117,6 +117,7 @@ func TestClientCredentialsGrant(t *testing.T) {
 				want string
 			}{
 				{"--client-secret", invocation{args: s.args("get-token", "--client-secret="+grantsSecret)}, "does not take --client-secret"},
+				{"--client-secret, the same in the environment", invocation{args: s.args("get-token", "--client-secret="+grantsSecret), env: secretEnv}, "does not take --client-secret"},
 				{"no secret", invocation{args: s.args("get-token")}, "needs the client secret"},
 				{"wrong secret", invocation{args: clientSession(t, p, providertest.CIClientID, "--grant-type=client-credentials").args("get-token"), env: []string{"DEVICE_LOGIN_CLIENT_SECRET=not-" + grantsSecret}}, "invalid_client"},
 			} {
@@ -126,7 +127,7 @@ func TestClientCredentialsGrant(t *testing.T) {
 				}
 			}
 			if n := cc(); n != 4 {
-				t.Errorf("%d client credentials requests, want 4 (the refused --client-secret and missing secret never reach the provider)", n)
+				t.Errorf("%d client credentials requests, want 4 (the refused --client-secret and the missing secret never reach the provider)", n)
 			}
 
 			// login and logout work for it too; logout revokes the access

@@ -242,7 +242,7 @@ func (s *Settings) resolveIdentity(o Options) error {
 		if s.ClientSecret == "" {
 			return fmt.Errorf("--grant-type=%s needs the client secret, in the environment variable %s or a file named by --client-secret-file", GrantClientCredentials, ClientSecretEnv)
 		}
-		if o.ClientSecret != "" && o.ClientSecretFile == "" && os.Getenv(ClientSecretEnv) != o.ClientSecret {
+		if o.ClientSecret != "" {
 			return fmt.Errorf("--grant-type=%s does not take --client-secret, which every user of this machine can read on the command line; set %s or use --client-secret-file", GrantClientCredentials, ClientSecretEnv)
 		}
 	}
