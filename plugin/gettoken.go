@@ -277,11 +277,14 @@ func (s *Settings) clientCredentials(ctx context.Context, sessions *cache.Sessio
 		t.Notef("could not get a new token (%v); using the current one, valid until %s", err, expiry.Local().Format(time.TimeOnly))
 		return cred, nil
 	}
-	next := "try again in a moment"
-	if !provider.Retryable(err) {
-		next = "check --client-id, the client secret and the client's grant types at the provider"
+	switch {
+	case provider.ClientAuthRejected(err):
+		// The provider's answer already says what to check.
+		return Credential{}, &remembered{fmt.Errorf("could not get a token with the client's credentials: %w", err)}
+	case provider.Retryable(err):
+		return Credential{}, &remembered{fmt.Errorf("could not get a token with the client's credentials: %w; try again in a moment", err)}
 	}
-	return Credential{}, &remembered{fmt.Errorf("could not get a token with the client's credentials: %w; %s", err, next)}
+	return Credential{}, &remembered{fmt.Errorf("could not get a token with the client's credentials: %w; check --client-id, --scope and --extra-param, and that the client may use the client_credentials grant", err)}
 }
 
 // lock takes the session's lock, telling the person when it has to wait.

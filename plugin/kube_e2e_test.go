@@ -89,6 +89,10 @@ func TestKubeAPIServer(t *testing.T) {
 		t.Parallel()
 		k.expiry(t)
 	})
+	t.Run("client_credentials", func(t *testing.T) {
+		t.Parallel()
+		k.clientCredentials(t)
+	})
 	t.Run("rbac", func(t *testing.T) {
 		t.Parallel()
 		// One user (oidc:alice) for all of these: RBAC bindings are made
@@ -173,7 +177,7 @@ func startKubeEnv(t *testing.T) *kubeEnv {
 		return providertest.StartNode(t, o)
 	}
 	began := time.Now()
-	k.main = start(providertest.Options{Audience: kubeAPIAudience})
+	k.main = start(providertest.Options{Audience: kubeAPIAudience, ClientSecret: grantsSecret})
 	k.short = start(providertest.Options{Audience: kubeAPIAudience, AccessTokenTTL: kubeShortTTL, IDTokenTTL: kubeShortTTL})
 	k.otherAud = start(providertest.Options{Audience: kubeOtherAudience})
 	k.stranger = start(providertest.Options{Audience: kubeAPIAudience})
@@ -498,6 +502,34 @@ func (k *kubeEnv) expiry(t *testing.T) {
 		t.Errorf("%d device logins started during the loop; want none", d)
 	}
 	t.Logf("timing: expiry scenario took %v", time.Since(began).Round(time.Millisecond))
+}
+
+// clientCredentials: a CI kubeconfig, whose user runs the plugin with
+// --grant-type=client-credentials and the secret in the exec env, gets a
+// JWT access token the cluster takes as the client's own user, with no
+// device login.
+func (k *kubeEnv) clientCredentials(t *testing.T) {
+	s := clientSession(t, k.main, providertest.CIClientID, k.flags("--grant-type=client-credentials", "--extra-param=audience="+kubeAPIAudience)...)
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	err := k.c.WriteKubeconfig(kc, kubetest.User{Exec: &kubetest.Exec{
+		Command:         pluginBin,
+		Args:            s.args("get-token"),
+		Env:             []kubetest.EnvVar{{Name: "DEVICE_LOGIN_CLIENT_SECRET", Value: grantsSecret}},
+		InteractiveMode: "Never",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, r := kubeWhoami(t, testContext(t, time.Minute), kubetest.Kubectl(t, ""), kc, false, nil)
+	if r.exit != 0 || u.Username != kubePrefix+providertest.CIClientID || !slices.Equal(u.Extra[kubeKindKey], []string{"access_token"}) {
+		t.Errorf("kubectl auth whoami with the CI client: exit %d, user %+v, want %s%s with an access token\n%s", r.exit, u, kubePrefix, providertest.CIClientID, r.stderr)
+	}
+	if strings.Contains(r.stderr, "Enter the code") || strings.Contains(r.stderr, grantsSecret) {
+		t.Errorf("kubectl's stderr shows a sign-in prompt or the secret:\n%s", r.stderr)
+	}
+	if _, claims := kubeJWT(t, s.entry(t).AccessToken); claims["aud"] != kubeAPIAudience || claims["sub"] != providertest.CIClientID {
+		t.Errorf("the cached token's claims %v, want aud %s and sub %s", claims, kubeAPIAudience, providertest.CIClientID)
+	}
 }
 
 // kubeRefreshPeriod is how long after IssuedAt the plugin refreshes the

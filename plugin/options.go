@@ -101,9 +101,10 @@ type Options struct {
 	IssuerURL string
 	// ClientID is the OAuth 2.0 client.
 	ClientID string
-	// ClientSecret is only for confidential clients (public clients are
-	// the default); ClientSecretFile names a file that holds it. main
-	// also reads ClientSecretEnv into ClientSecret.
+	// ClientSecret (the --client-secret flag) is only for confidential
+	// clients (public clients are the default); ClientSecretFile names a
+	// file that holds it. When both are empty, Resolve reads
+	// ClientSecretEnv.
 	ClientSecret     string
 	ClientSecretFile string
 	// ClientAuth is how a confidential client authenticates: basic or

@@ -242,7 +242,7 @@ func (s *Settings) resolveIdentity(o Options) error {
 		if s.ClientSecret == "" {
 			return fmt.Errorf("--grant-type=%s needs the client secret, in the environment variable %s or a file named by --client-secret-file", GrantClientCredentials, ClientSecretEnv)
 		}
-		if o.ClientSecret != "" && o.ClientSecretFile == "" && os.Getenv(ClientSecretEnv) != o.ClientSecret {
+		if o.ClientSecret != "" {
 			return fmt.Errorf("--grant-type=%s does not take --client-secret, which every user of this machine can read on the command line; set %s or use --client-secret-file", GrantClientCredentials, ClientSecretEnv)
 		}
 	}
@@ -424,6 +424,14 @@ func (s *Settings) LoginCommand() string {
 	}
 	if s.Key.Token != TokenAccess {
 		args = append(args, "--token="+s.Key.Token)
+	}
+	// How this client signs in, when not the default: the command must
+	// do what the failed one did.
+	if s.PKCE != "" && s.PKCE != provider.PKCEAuto {
+		args = append(args, "--pkce="+s.PKCE)
+	}
+	if s.ClientAuth != "" {
+		args = append(args, "--client-auth="+s.ClientAuth)
 	}
 	if s.CacheDirGiven {
 		args = append(args, "--cache-dir="+s.CacheDir)

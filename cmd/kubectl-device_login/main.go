@@ -245,11 +245,11 @@ func identityFlags(fs *pflag.FlagSet, o *plugin.Options) {
 	fs.StringVar(&o.IssuerURL, "issuer-url", "", "OpenID provider's issuer URL (https, or http on loopback)")
 	fs.StringVar(&o.ClientID, "client-id", "", "OAuth 2.0 client ID registered for kubectl")
 	secretFlags(fs, o)
-	fs.StringArrayVar(&o.Scopes, "scope", nil, "scope to request; repeat for several (default openid and offline_access)")
-	fs.StringArrayVar(&o.ExtraParams, "extra-param", nil, "name=value sent with the device authorization request, e.g. audience=kubernetes; repeatable")
+	fs.StringArrayVar(&o.Scopes, "scope", nil, "scope to request; repeat for several (default openid and offline_access; none with --grant-type=client-credentials)")
+	fs.StringArrayVar(&o.ExtraParams, "extra-param", nil, "name=value sent with the device authorization request (the token request with --grant-type=client-credentials), e.g. audience=kubernetes; repeatable")
 	fs.StringVar(&o.Token, "token", plugin.TokenAccess, choice("token", "token to give kubectl"))
 	fs.StringVar(&o.GrantType, "grant-type", plugin.GrantDeviceCode, choice("grant-type", "how to get tokens (client-credentials: the client's own, for CI; needs the client secret)"))
-	fs.StringVar(&o.PKCE, "pkce", "auto", choice("pkce", "send a PKCE challenge with the device authorization request (auto: when the provider advertises S256)"))
+	fs.StringVar(&o.PKCE, "pkce", "auto", choice("pkce", "send a PKCE challenge with the device authorization request (auto: only when the provider refuses the request without one)"))
 }
 
 // secretFlags say where a confidential client's secret is.

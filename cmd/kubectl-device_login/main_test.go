@@ -24,12 +24,22 @@ func TestMain(m *testing.M) {
 	})
 }
 
+// scriptClientSecret is the secret of the scripts' confidential clients.
+const scriptClientSecret = "script-secret-5d0c2b9e"
+
 func TestScripts(t *testing.T) {
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		Setup: func(env *testscript.Env) error {
-			p, err := providertest.NewZitadel(providertest.Options{AutoApprove: true, Audience: "kubernetes"})
+			// Besides the public client: confidential clients that take
+			// their secret only the way they were registered (as Ory Hydra
+			// does), a client credentials client, and one that requires
+			// PKCE (grants.txtar).
+			p, err := providertest.NewZitadel(providertest.Options{
+				AutoApprove: true, Audience: "kubernetes",
+				ClientSecret: scriptClientSecret, StrictClientAuth: true, PKCEClient: true,
+			})
 			if err != nil {
 				return err
 			}
@@ -42,6 +52,11 @@ func TestScripts(t *testing.T) {
 			}
 			env.Setenv("ISSUER", p.Issuer())
 			env.Setenv("CLIENT_ID", p.ClientID())
+			env.Setenv("CLIENT_SECRET", scriptClientSecret)
+			env.Setenv("BASIC_CLIENT_ID", providertest.BasicClientID)
+			env.Setenv("POST_CLIENT_ID", providertest.PostClientID)
+			env.Setenv("CI_CLIENT_ID", providertest.CIClientID)
+			env.Setenv("PKCE_CLIENT_ID", providertest.PKCEClientID)
 			env.Setenv("USERINFO", p.Issuer()+"/userinfo")
 			env.Setenv("API_URL", api.URL())
 			env.Setenv("API_CA", ca)

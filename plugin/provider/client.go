@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -86,8 +87,8 @@ type Client struct {
 	// ExtraParams ("name=value") are sent with the device authorization
 	// request.
 	ExtraParams []string
-	// PKCE is PKCEAuto (use it when discovery advertises S256),
-	// PKCEAlways or PKCENever.
+	// PKCE is PKCEAuto (only when the provider refuses a device
+	// authorization request without it), PKCEAlways or PKCENever.
 	PKCE string
 	// DeviceAuthorizationEndpoint and TokenEndpoint, when set, are used
 	// instead of discovery's.
@@ -285,6 +286,35 @@ func (c *Client) authStyle(ctx context.Context) oauth2.AuthStyle {
 		}
 	}
 	return oauth2.AuthStyleInHeader
+}
+
+// ClientAuthRejected tells whether err is the provider's refusal of the
+// client's authentication (invalid_client, RFC 6749 §5.2).
+func ClientAuthRejected(err error) bool {
+	var oe *OAuthError
+	return errors.As(err, &oe) && oe.Code == "invalid_client"
+}
+
+// authAdvice tells a person what to check when the provider refused the
+// client's authentication, sent in this style.
+func (c *Client) authAdvice(style oauth2.AuthStyle) string {
+	switch {
+	case c.ClientSecret == "":
+		return "check --client-id; if the client is confidential, give its secret in $DEVICE_LOGIN_CLIENT_SECRET or with --client-secret-file"
+	case style == oauth2.AuthStyleInHeader:
+		return "the client secret was sent with HTTP Basic (client_secret_basic): check --client-id and the secret, and if the provider registered the client for client_secret_post, pass --client-auth=post"
+	case c.ClientAuth == AuthPost:
+		return "the client secret was sent in the request body (client_secret_post, as --client-auth=post asks): check --client-id and the secret, and if the provider registered the client for client_secret_basic, leave out --client-auth=post"
+	}
+	return "the client secret was sent in the request body (client_secret_post, the one of the two that the provider's discovery document lists): check --client-id and the secret, and pass --client-auth=basic if the client is registered for client_secret_basic"
+}
+
+// explain adds authAdvice to a refusal of the client's authentication.
+func (c *Client) explain(err error, style oauth2.AuthStyle) error {
+	if ClientAuthRejected(err) {
+		return fmt.Errorf("%w; %s", err, c.authAdvice(style))
+	}
+	return err
 }
 
 // context makes x/oauth2 use the client's HTTP client.

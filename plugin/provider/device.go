@@ -53,13 +53,43 @@ type DeviceLogin struct {
 func (d *DeviceLogin) Endpoints() Endpoints { return d.endpoints }
 
 // StartDeviceLogin sends the device authorization request (RFC 8628 §3.1)
-// and checks the answer.
+// and checks the answer. With PKCEAlways it carries an S256 code_challenge
+// (RFC 7636), whose code_verifier Poll sends. With PKCEAuto it carries
+// none unless the provider refuses the request for want of one: then it
+// is sent once more with a challenge. Discovery's
+// code_challenge_methods_supported is not asked: providers list it for the
+// authorization code flow, and say nothing there of the device flow.
 func (c *Client) StartDeviceLogin(ctx context.Context) (*DeviceLogin, error) {
 	ep, err := c.Endpoints(ctx)
 	if err != nil {
 		return nil, err
 	}
 	style := c.authStyle(ctx)
+	d, err := c.startDeviceLogin(ctx, ep, style, c.PKCE == PKCEAlways)
+	if err != nil && (c.PKCE == PKCEAuto || c.PKCE == "") && RequiresPKCE(err) {
+		c.logf("the provider requires PKCE for this client; asking again with a PKCE challenge")
+		d, err = c.startDeviceLogin(ctx, ep, style, true)
+	}
+	if err == nil {
+		return d, nil
+	}
+	var oe *OAuthError
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return nil, err
+	case c.PKCE == PKCENever && RequiresPKCE(err):
+		return nil, fmt.Errorf("the provider refused to start a device login: %w; it requires PKCE for this client, so leave out --pkce=never", err)
+	case ClientAuthRejected(err):
+		return nil, fmt.Errorf("the provider refused to start a device login: %w; %s", err, c.authAdvice(style))
+	case errors.As(err, &oe):
+		return nil, fmt.Errorf("the provider refused to start a device login: %w; check --client-id, --scope and --extra-param, and that the client may use the device flow", err)
+	}
+	return nil, fmt.Errorf("cannot start a device login at %s: %w", terminal.Sanitize(ep.DeviceAuthorization, 200), err)
+}
+
+// startDeviceLogin sends one device authorization request, with a PKCE
+// challenge when pkce is set. Its errors are classified but not explained.
+func (c *Client) startDeviceLogin(ctx context.Context, ep Endpoints, style oauth2.AuthStyle, pkce bool) (*DeviceLogin, error) {
 	oc := c.oauth2Config(ep, style)
 	var params []oauth2.AuthCodeOption
 	for _, p := range c.ExtraParams {
@@ -67,7 +97,7 @@ func (c *Client) StartDeviceLogin(ctx context.Context) (*DeviceLogin, error) {
 		params = append(params, oauth2.SetAuthURLParam(name, value))
 	}
 	var verifier string
-	if c.wantsPKCE(ctx) {
+	if pkce {
 		verifier = oauth2.GenerateVerifier()
 		params = append(params, oauth2.S256ChallengeOption(verifier))
 		c.logf("sending a PKCE challenge (S256)")
@@ -87,15 +117,7 @@ func (c *Client) StartDeviceLogin(ctx context.Context) (*DeviceLogin, error) {
 	rctx := context.WithValue(ctx, oauth2.HTTPClient, hc)
 	da, err := oc.DeviceAuth(rctx, params...)
 	if err != nil {
-		err = classify(ctx, ep.DeviceAuthorization, err)
-		var oe *OAuthError
-		switch {
-		case errors.As(err, &oe):
-			return nil, fmt.Errorf("the provider refused to start a device login: %w; check --client-id, --scope and --extra-param, and that the client may use the device flow", err)
-		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-			return nil, err
-		}
-		return nil, fmt.Errorf("cannot start a device login at %s: %w", terminal.Sanitize(ep.DeviceAuthorization, 200), err)
+		return nil, classify(ctx, ep.DeviceAuthorization, err)
 	}
 	d, err := c.checkDeviceAuth(da, sent)
 	if err != nil {
@@ -103,6 +125,20 @@ func (c *Client) StartDeviceLogin(ctx context.Context) (*DeviceLogin, error) {
 	}
 	d.endpoints, d.verifier, d.style = ep, verifier, style
 	return d, nil
+}
+
+// RequiresPKCE tells whether err is a refusal that asks for PKCE: an
+// invalid_request whose description names the code challenge or PKCE, as
+// RFC 7636 §4.4.1 suggests ("code challenge required") and as Keycloak
+// answers a client whose PKCE method is set ("Missing parameter:
+// code_challenge_method"). Nothing else in a refusal says so.
+func RequiresPKCE(err error) bool {
+	var oe *OAuthError
+	if !errors.As(err, &oe) || oe.Code != "invalid_request" {
+		return false
+	}
+	d := strings.NewReplacer("_", " ", "-", " ").Replace(strings.ToLower(oe.Description))
+	return strings.Contains(d, "code challenge") || strings.Contains(d, "pkce") || strings.Contains(d, "proof key")
 }
 
 // basicAuth adds an HTTP Basic Authorization header to every request.
@@ -243,6 +279,8 @@ func (c *Client) Poll(ctx context.Context, d *DeviceLogin, p Progress) (*Token, 
 			return nil, errors.New("the sign-in was denied at the provider; run the command again if that was a mistake")
 		case errors.As(err, &oe) && oe.Code == "expired_token":
 			return nil, errors.New("the code expired before the sign-in was approved; run the command again to get a new code")
+		case ClientAuthRejected(err):
+			return nil, fmt.Errorf("the device login failed: %w; %s", err, c.authAdvice(d.style))
 		case errors.As(err, &oe) && !oe.Retryable():
 			return nil, fmt.Errorf("the device login failed: %w; check the client's settings at the provider", err)
 		case !Retryable(err):

@@ -7,7 +7,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/devicelogin/kubectl-device-login/plugin/terminal"
@@ -30,7 +29,6 @@ type Discovery struct {
 	TokenEndpoint               string   `json:"token_endpoint"`
 	RevocationEndpoint          string   `json:"revocation_endpoint"`
 	TokenEndpointAuthMethods    []string `json:"token_endpoint_auth_methods_supported"`
-	CodeChallengeMethods        []string `json:"code_challenge_methods_supported"`
 }
 
 // Discover fetches {issuer}/.well-known/openid-configuration (once per
@@ -138,19 +136,6 @@ func (c *Client) Endpoints(ctx context.Context) (Endpoints, error) {
 		}
 	}
 	return ep, nil
-}
-
-// wantsPKCE tells whether to send a PKCE challenge with the device
-// authorization request.
-func (c *Client) wantsPKCE(ctx context.Context) bool {
-	switch c.PKCE {
-	case PKCEAlways:
-		return true
-	case PKCENever:
-		return false
-	}
-	d, err := c.Discover(ctx)
-	return err == nil && slices.Contains(d.CodeChallengeMethods, "S256")
 }
 
 // JSONProblem describes a JSON error without quoting the input.

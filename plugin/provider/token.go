@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,9 +47,15 @@ func (c *Client) token(t *oauth2.Token, sent time.Time, ep Endpoints) (*Token, e
 	if id, ok := t.Extra("id_token").(string); ok {
 		tok.IDToken = id
 	}
+	seconds, stated := t.ExpiresIn, t.ExpiresIn != 0
+	if !stated {
+		// x/oauth2's client credentials grant keeps expires_in only in
+		// the raw answer (and form-encoded answers hold strings).
+		seconds, stated = rawSeconds(t.Extra("expires_in"))
+	}
 	switch {
-	case t.ExpiresIn != 0:
-		tok.ExpiresIn, tok.HasExpiresIn = time.Duration(max(min(t.ExpiresIn, maxExpiresIn), -maxExpiresIn))*time.Second, true
+	case stated:
+		tok.ExpiresIn, tok.HasExpiresIn = time.Duration(max(min(seconds, maxExpiresIn), -maxExpiresIn))*time.Second, true
 	case t.Extra("expires_in") != nil:
 		// Present and zero (or not a number): no lifetime at all.
 		tok.HasExpiresIn = true
@@ -56,6 +64,28 @@ func (c *Client) token(t *oauth2.Token, sent time.Time, ep Endpoints) (*Token, e
 		tok.ExpiresIn, tok.HasExpiresIn = time.Until(t.Expiry).Round(time.Second), true
 	}
 	return tok, nil
+}
+
+// rawSeconds reads a non-zero whole number of seconds from a raw token
+// answer's field: a JSON number or a string of digits.
+func rawSeconds(v any) (int64, bool) {
+	var f float64
+	switch x := v.(type) {
+	case float64:
+		f = x
+	case string:
+		n, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		f = float64(n)
+	default:
+		return 0, false
+	}
+	if f == 0 || math.IsNaN(f) {
+		return 0, false
+	}
+	return int64(max(min(f, maxExpiresIn), -maxExpiresIn)), true
 }
 
 // maxExpiresIn bounds expires_in (seconds) so that later arithmetic on
@@ -68,10 +98,11 @@ const maxExpiresIn = 10 * 366 * 24 * 3600
 func (c *Client) Refresh(ctx context.Context, ep Endpoints, refreshToken string) (*Token, error) {
 	c.logf("refreshing the session at %s", ep.Token)
 	sent := c.clock().Now()
-	oc := c.oauth2Config(ep, c.authStyle(ctx))
+	style := c.authStyle(ctx)
+	oc := c.oauth2Config(ep, style)
 	t, err := oc.TokenSource(c.context(ctx), &oauth2.Token{RefreshToken: refreshToken}).Token()
 	if err != nil {
-		return nil, classify(ctx, ep.Token, err)
+		return nil, c.explain(classify(ctx, ep.Token, err), style)
 	}
 	return c.token(t, sent, ep)
 }
@@ -95,6 +126,7 @@ func (c *Client) ClientCredentials(ctx context.Context) (*Token, error) {
 		EndpointParams: url.Values{},
 		AuthStyle:      c.authStyle(ctx),
 	}
+	style := cc.AuthStyle
 	for _, p := range c.ExtraParams {
 		name, value, _ := strings.Cut(p, "=")
 		cc.EndpointParams.Add(name, value)
@@ -103,7 +135,7 @@ func (c *Client) ClientCredentials(ctx context.Context) (*Token, error) {
 	sent := c.clock().Now()
 	t, err := cc.Token(c.context(ctx))
 	if err != nil {
-		return nil, classify(ctx, ep.Token, err)
+		return nil, c.explain(classify(ctx, ep.Token, err), style)
 	}
 	return c.token(t, sent, ep)
 }
@@ -162,7 +194,8 @@ func (c *Client) Revoke(ctx context.Context, endpoint, token, hint string) (bool
 		return false, err
 	}
 	form := url.Values{"token": {token}, "token_type_hint": {hint}}
-	basic := c.ClientSecret != "" && c.authStyle(ctx) == oauth2.AuthStyleInHeader
+	style := c.authStyle(ctx)
+	basic := c.ClientSecret != "" && style == oauth2.AuthStyleInHeader
 	if !basic {
 		form.Set("client_id", c.ClientID)
 		if c.ClientSecret != "" {
@@ -190,7 +223,7 @@ func (c *Client) Revoke(ctx context.Context, endpoint, token, hint string) (bool
 		return true, nil
 	}
 	if oe, ok := oauthErrorIn(resp.StatusCode, body); ok {
-		return false, oe
+		return false, c.explain(oe, style)
 	}
 	return false, &HTTPError{Status: resp.StatusCode, Location: resp.Header.Get("Location")}
 }

@@ -94,6 +94,12 @@ type nodeConfig struct {
 	CertFile         string `json:"certFile,omitempty"`
 	KeyFile          string `json:"keyFile,omitempty"`
 	Audience         string `json:"audience,omitempty"`
+	ClientSecret     string `json:"clientSecret,omitempty"`
+	BasicClientID    string `json:"basicClientId,omitempty"`
+	PostClientID     string `json:"postClientId,omitempty"`
+	CIClientID       string `json:"ciClientId,omitempty"`
+	PKCEClientID     string `json:"pkceClientId,omitempty"`
+	StrictClientAuth bool   `json:"strictClientAuth,omitempty"`
 	ExitOnStdinClose bool   `json:"exitOnStdinClose"`
 }
 
@@ -133,6 +139,13 @@ func startNode(t testing.TB, opts Options) (*nodeProvider, error) {
 		Interval:         nodeSeconds(opts.Interval),
 		Audience:         opts.Audience,
 		ExitOnStdinClose: true,
+	}
+	if opts.ClientSecret != "" {
+		cfg.ClientSecret, cfg.BasicClientID, cfg.PostClientID, cfg.CIClientID = opts.ClientSecret, BasicClientID, PostClientID, CIClientID
+	}
+	cfg.StrictClientAuth = opts.StrictClientAuth
+	if opts.PKCEClient {
+		cfg.PKCEClientID = PKCEClientID
 	}
 	if cfg.Interval == 0 {
 		cfg.Interval = 1

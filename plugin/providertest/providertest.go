@@ -31,7 +31,43 @@ type Options struct {
 	// request; access tokens issued for it are RFC 9068 JWTs whose aud
 	// is this value.
 	Audience string
+	// ClientSecret, when set, registers three confidential clients besides
+	// the public one, each with this secret: BasicClientID, PostClientID
+	// and CIClientID.
+	ClientSecret string
+	// StrictClientAuth refuses, with 401 invalid_client, a confidential
+	// client that authenticates with the other of client_secret_basic and
+	// client_secret_post than it was registered for, as Ory Hydra does.
+	// Without it both providers take either method from either client, as
+	// they do by themselves.
+	StrictClientAuth bool
+	// PKCEClient registers PKCEClientID, a public client that must use
+	// PKCE on the device flow.
+	PKCEClient bool
 }
+
+// The clients that Options add to the public one; both providers register
+// them under these IDs.
+const (
+	// BasicClientID is a confidential client registered for
+	// client_secret_basic, allowed the device_code and refresh_token
+	// grants and the public client's scopes.
+	BasicClientID = "kubectl-basic"
+	// PostClientID is the same client registered for client_secret_post.
+	PostClientID = "kubectl-post"
+	// CIClientID is a confidential client (client_secret_basic) allowed
+	// only the client_credentials grant. Asked for Options.Audience (with
+	// audience= or resource= on the token request) it gets an RFC 9068
+	// JWT access token whose aud is that audience, else an opaque one.
+	CIClientID = "ci"
+	// PKCEClientID is a public client like the default one that must send
+	// an S256 code_challenge with its device authorization requests (else
+	// 400 invalid_request) and the matching code_verifier with every
+	// device_code grant request (else invalid_grant), as Keycloak asks of
+	// a client whose PKCE method is set. Neither provider does that by
+	// itself on the device flow; providertest adds it.
+	PKCEClientID = "kubectl-pkce"
+)
 
 // Counts are the requests that reached a provider, counted by the provider
 // itself, not by the client under test.
@@ -41,6 +77,8 @@ type Counts struct {
 	DeviceCodeGrant     int `json:"device_code_grant"`
 	RefreshTokenGrant   int `json:"refresh_token_grant"`
 	Revocation          int `json:"revocation"`
+	// ClientCredentialsGrant counts token requests of that grant.
+	ClientCredentialsGrant int `json:"client_credentials_grant"`
 }
 
 // Provider is a running OpenID Connect provider.

@@ -142,11 +142,33 @@ func NewZitadel(opts Options) (*Zitadel, error) {
 			DeviceAuthorization: op.NewEndpoint("/device_authorization"),
 		},
 	}
-	z.store = newZitadelStore(z.client, z.user, &zitadelKey{id: zitadelRandom(8), key: rsaKey}, accessTTL)
+	clients := []*zitadelClient{z.client}
+	if opts.PKCEClient {
+		pkce := *z.client
+		pkce.id, pkce.requirePKCE = PKCEClientID, true
+		clients = append(clients, &pkce)
+	}
+	if opts.ClientSecret != "" {
+		for _, c := range []struct {
+			id     string
+			method oidc.AuthMethod
+			grants []oidc.GrantType
+		}{
+			{BasicClientID, oidc.AuthMethodBasic, nil},
+			{PostClientID, oidc.AuthMethodPost, nil},
+			{CIClientID, oidc.AuthMethodBasic, []oidc.GrantType{oidc.GrantTypeClientCredentials}},
+		} {
+			cc := *z.client
+			cc.id, cc.secret, cc.authMethod, cc.grants = c.id, opts.ClientSecret, c.method, c.grants
+			clients = append(clients, &cc)
+		}
+	}
+	z.store = newZitadelStore(clients, z.user, &zitadelKey{id: zitadelRandom(8), key: rsaKey}, accessTTL)
 
 	config := &op.Config{
 		CryptoKey:             cryptoKey,
 		CodeMethodS256:        true,
+		AuthMethodPost:        true,
 		GrantTypeRefreshToken: true,
 		SupportedScopes:       z.client.scopes,
 		DeviceAuthorization: op.DeviceAuthorizationConfig{
@@ -162,11 +184,12 @@ func NewZitadel(opts Options) (*Zitadel, error) {
 		return nil, fmt.Errorf("providertest: create op provider: %w", err)
 	}
 	server := &zitadelServer{
-		LegacyServer: op.NewLegacyServer(provider, z.ep),
-		store:        z.store,
-		audience:     opts.Audience,
-		autoApprove:  opts.AutoApprove,
-		subject:      z.user.subject,
+		LegacyServer:     op.NewLegacyServer(provider, z.ep),
+		store:            z.store,
+		audience:         opts.Audience,
+		autoApprove:      opts.AutoApprove,
+		subject:          z.user.subject,
+		strictClientAuth: opts.StrictClientAuth,
 	}
 	opHandler := op.RegisterLegacyServer(server, http.NotFound)
 

@@ -2,6 +2,8 @@ package providertest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"math"
 	"net/http"
 	"slices"
@@ -12,17 +14,46 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
-// zitadelServer is op's LegacyServer with three endpoints of our own on
-// top: the device authorization (to take an audience and to auto-approve),
-// and the device code and refresh token grants (one-time device codes with
-// invalid_grant on replay, and access tokens whose audience is the
-// requested resource while the ID token's is the client).
+// zitadelServer is op's LegacyServer with endpoints of our own on top: the
+// device authorization (to take an audience, to require PKCE of a client
+// that must use it, and to auto-approve), the device code and refresh
+// token grants (one-time device codes with invalid_grant on replay, the
+// PKCE check, and access tokens whose audience is the requested resource
+// while the ID token's is the client), and the client credentials grant
+// (to take an audience). With strictClientAuth it also refuses a client
+// that authenticates with the other of client_secret_basic and
+// client_secret_post than its own, which op by itself takes alike.
 type zitadelServer struct {
 	*op.LegacyServer
-	store       *zitadelStore
-	audience    string // the one audience the client may ask for, or ""
-	autoApprove bool
-	subject     string
+	store            *zitadelStore
+	audience         string // the one audience the client may ask for, or ""
+	autoApprove      bool
+	subject          string
+	strictClientAuth bool
+}
+
+// VerifyClient authenticates the client as op does, after refusing, in
+// strict mode, a secret sent the other way than the client's registration
+// says (Ory Hydra's behaviour).
+func (s *zitadelServer) VerifyClient(ctx context.Context, r *op.Request[op.ClientCredentials]) (op.Client, error) {
+	if s.strictClientAuth {
+		used := oidc.AuthMethodNone
+		if _, _, basic := (&http.Request{Header: r.Header}).BasicAuth(); basic {
+			used = oidc.AuthMethodBasic
+		} else if r.Form.Get("client_secret") != "" {
+			used = oidc.AuthMethodPost
+		}
+		if c, ok := s.store.clients[r.Data.ClientID]; ok && c.secret != "" && used != oidc.AuthMethodNone && used != c.authMethod {
+			return nil, oidc.ErrInvalidClient().WithDescription("Client authentication failed. The OAuth 2.0 Client supports client authentication method '%s', but method '%s' was requested.", c.authMethod, used)
+		}
+	}
+	return s.LegacyServer.VerifyClient(ctx, r)
+}
+
+// zitadelS256 is the S256 PKCE challenge of a verifier (RFC 7636 §4.2).
+func zitadelS256(verifier string) string {
+	sum := sha256.Sum256([]byte(verifier))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // zitadelAudiences collects the audience (Hydra's name) and resource
@@ -42,6 +73,10 @@ func zitadelAudiences(form map[string][]string) []string {
 }
 
 func (s *zitadelServer) DeviceAuthorization(ctx context.Context, r *op.ClientRequest[oidc.DeviceAuthorizationRequest]) (*op.Response, error) {
+	// op checks the grant type only at the token endpoint.
+	if !slices.Contains(r.Client.GrantTypes(), oidc.GrantTypeDeviceCode) {
+		return nil, oidc.ErrUnauthorizedClient().WithDescription("this client may not use the device authorization grant")
+	}
 	for _, scope := range r.Data.Scopes {
 		if !r.Client.IsScopeAllowed(scope) {
 			return nil, oidc.ErrInvalidScope().WithDescription("scope %q is not allowed for this client", scope)
@@ -53,6 +88,16 @@ func (s *zitadelServer) DeviceAuthorization(ctx context.Context, r *op.ClientReq
 			return nil, oidc.ErrInvalidTarget().WithDescription("audience %q is not allowed for this client", a)
 		}
 	}
+	// op's device authorization request has no PKCE fields: it ignores
+	// code_challenge. A client that must use PKCE gets it checked here.
+	challenge := r.Form.Get("code_challenge")
+	if c, ok := r.Client.(*zitadelClient); ok && c.requirePKCE {
+		if challenge == "" || r.Form.Get("code_challenge_method") != "S256" {
+			return nil, oidc.ErrInvalidRequest().WithDescription("this client must use PKCE: code_challenge required, with code_challenge_method S256")
+		}
+	} else {
+		challenge = ""
+	}
 	resp, err := s.LegacyServer.DeviceAuthorization(ctx, r)
 	if err != nil {
 		return nil, err
@@ -63,6 +108,9 @@ func (s *zitadelServer) DeviceAuthorization(ctx context.Context, r *op.ClientReq
 	}
 	if len(resource) > 0 {
 		s.store.setDeviceResource(da.DeviceCode, resource)
+	}
+	if challenge != "" {
+		s.store.setDeviceChallenge(da.DeviceCode, challenge)
 	}
 	if s.autoApprove {
 		if err := s.store.decideDevice(da.UserCode, s.subject, true); err != nil {
@@ -80,6 +128,14 @@ func (s *zitadelServer) DeviceToken(ctx context.Context, r *op.ClientRequest[oid
 	}
 	if spent {
 		return nil, oidc.ErrInvalidGrant().WithDescription("device_code was already redeemed; the tokens issued for it are revoked")
+	}
+	if challenge := s.store.deviceChallenge(r.Data.DeviceCode); challenge != "" {
+		switch verifier := r.Form.Get("code_verifier"); {
+		case verifier == "":
+			return nil, oidc.ErrInvalidGrant().WithDescription("code_verifier required: the device authorization request carried a code_challenge")
+		case zitadelS256(verifier) != challenge:
+			return nil, oidc.ErrInvalidGrant().WithDescription("code_verifier does not match the code_challenge")
+		}
 	}
 	// op's own check: authorization_pending, access_denied, expired_token.
 	state, err := op.CheckDeviceAuthorizationState(ctx, r.Client.GetID(), r.Data.DeviceCode, s.Provider())
@@ -118,6 +174,45 @@ func (s *zitadelServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oi
 		return nil, err
 	}
 	return zitadelNoStore(tokens), nil
+}
+
+// ClientCredentialsExchange issues a client its own access token: a JWT
+// whose aud is the requested audience (audience= or resource=), else an
+// opaque one. No refresh token, no ID token (RFC 6749 §4.4.3).
+func (s *zitadelServer) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequest[oidc.ClientCredentialsRequest]) (*op.Response, error) {
+	for _, scope := range r.Data.Scope {
+		if !r.Client.IsScopeAllowed(scope) {
+			return nil, oidc.ErrInvalidScope().WithDescription("scope %q is not allowed for this client", scope)
+		}
+	}
+	resource := zitadelAudiences(r.Form)
+	for _, a := range resource {
+		if s.audience == "" || a != s.audience {
+			return nil, oidc.ErrInvalidTarget().WithDescription("audience %q is not allowed for this client", a)
+		}
+	}
+	id := r.Client.GetID()
+	req := &zitadelTokenRequest{subject: id, clientID: id, scopes: r.Data.Scope, resource: resource}
+	tokenID, exp, err := s.store.CreateAccessToken(ctx, req)
+	if err != nil {
+		return nil, oidc.ErrServerError().WithParent(err)
+	}
+	var accessToken string
+	if len(resource) > 0 {
+		claims := &zitadelAccessClaims{subject: id, audience: resource, scopes: r.Data.Scope}
+		accessToken, err = op.CreateJWT(ctx, op.IssuerFromContext(ctx), claims, exp, tokenID, r.Client, s.store)
+	} else {
+		accessToken, err = op.CreateBearerToken(tokenID, id, s.Provider().Crypto())
+	}
+	if err != nil {
+		return nil, oidc.ErrServerError().WithParent(err)
+	}
+	return zitadelNoStore(&oidc.AccessTokenResponse{
+		AccessToken: accessToken,
+		TokenType:   oidc.BearerToken,
+		ExpiresIn:   uint64(math.Round(time.Until(exp).Seconds())),
+		Scope:       r.Data.Scope,
+	}), nil
 }
 
 func zitadelNoStore(data any) *op.Response {
@@ -196,6 +291,8 @@ func (h *zitadelCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.record(func(c *Counts) { c.DeviceCodeGrant++ })
 		case oidc.GrantTypeRefreshToken:
 			h.record(func(c *Counts) { c.RefreshTokenGrant++ })
+		case oidc.GrantTypeClientCredentials:
+			h.record(func(c *Counts) { c.ClientCredentialsGrant++ })
 		}
 	}
 	h.next.ServeHTTP(w, r)

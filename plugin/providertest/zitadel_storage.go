@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"slices"
@@ -17,16 +18,18 @@ import (
 )
 
 // zitadelStore is the in-memory storage behind the zitadel provider. It
-// implements op.Storage and op.DeviceAuthorizationStorage for exactly one
-// public client and one user, and adds what zitadel's op leaves to the
+// implements op.Storage, op.DeviceAuthorizationStorage and
+// op.ClientCredentialsStorage for a few fixed clients (the public one, and
+// those Options add) and one user, and adds what zitadel's op leaves to the
 // storage: one-time device codes, rotating refresh tokens with reuse
 // detection, and revocation of a whole login ("family") at once.
 //
 // Every map is guarded by mu. Nothing here is package-level state.
 type zitadelStore struct {
-	client *zitadelClient
-	user   zitadelUser
-	key    *zitadelKey
+	client  *zitadelClient            // the public client
+	clients map[string]*zitadelClient // every client, by ID
+	user    zitadelUser
+	key     *zitadelKey
 
 	accessTTL time.Duration
 
@@ -43,6 +46,7 @@ type zitadelDevice struct {
 	deviceCode, userCode, clientID string
 	scopes                         []string
 	resource                       []string // audiences requested for access tokens
+	codeChallenge                  string   // S256 PKCE challenge, when one was sent
 	expires                        time.Time
 	status                         zitadelDeviceStatus
 	subject                        string
@@ -131,9 +135,14 @@ var (
 	errZitadelDeviceSpent    = errors.New("device code already redeemed")
 )
 
-func newZitadelStore(client *zitadelClient, user zitadelUser, key *zitadelKey, accessTTL time.Duration) *zitadelStore {
+func newZitadelStore(clients []*zitadelClient, user zitadelUser, key *zitadelKey, accessTTL time.Duration) *zitadelStore {
+	byID := map[string]*zitadelClient{}
+	for _, c := range clients {
+		byID[c.id] = c
+	}
 	return &zitadelStore{
-		client:    client,
+		client:    clients[0],
+		clients:   byID,
 		user:      user,
 		key:       key,
 		accessTTL: accessTTL,
@@ -251,6 +260,26 @@ func (s *zitadelStore) setDeviceResource(deviceCode string, resource []string) {
 	if d, ok := s.devices[deviceCode]; ok {
 		d.resource = slices.Clone(resource)
 	}
+}
+
+// setDeviceChallenge records the PKCE challenge of a device authorization.
+func (s *zitadelStore) setDeviceChallenge(deviceCode, challenge string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d, ok := s.devices[deviceCode]; ok {
+		d.codeChallenge = challenge
+	}
+}
+
+// deviceChallenge is the PKCE challenge a device authorization was sent
+// with, or "".
+func (s *zitadelStore) deviceChallenge(deviceCode string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d, ok := s.devices[deviceCode]; ok {
+		return d.codeChallenge
+	}
+	return ""
 }
 
 // deviceByUserCode returns a copy of the pending device authorization
@@ -525,14 +554,39 @@ func (s *zitadelStore) DeleteAuthRequest(context.Context, string) error {
 // ---- op.OPStorage ----
 
 func (s *zitadelStore) GetClientByClientID(_ context.Context, clientID string) (op.Client, error) {
-	if clientID != s.client.id {
+	c, ok := s.clients[clientID]
+	if !ok {
 		return nil, errZitadelNotFound
 	}
-	return s.client, nil
+	return c, nil
 }
 
-func (s *zitadelStore) AuthorizeClientIDSecret(context.Context, string, string) error {
-	return errors.New("the only client is public and has no secret")
+// AuthorizeClientIDSecret checks a confidential client's secret, however
+// it was sent: op reads HTTP Basic and the form alike.
+func (s *zitadelStore) AuthorizeClientIDSecret(_ context.Context, clientID, secret string) error {
+	c, ok := s.clients[clientID]
+	if !ok || c.secret == "" || subtle.ConstantTimeCompare([]byte(secret), []byte(c.secret)) != 1 {
+		return errors.New("unknown client or wrong secret")
+	}
+	return nil
+}
+
+// ---- op.ClientCredentialsStorage ----
+
+// ClientCredentials authenticates a client for the client_credentials
+// grant: op asks nothing else of it.
+func (s *zitadelStore) ClientCredentials(ctx context.Context, clientID, secret string) (op.Client, error) {
+	if err := s.AuthorizeClientIDSecret(ctx, clientID, secret); err != nil {
+		// op answers any other error as server_error.
+		return nil, oidc.ErrInvalidClient().WithDescription("invalid client_id / client_secret").WithParent(err)
+	}
+	return s.clients[clientID], nil
+}
+
+// ClientCredentialsTokenRequest is the token request of a client acting
+// for itself: its subject is the client.
+func (s *zitadelStore) ClientCredentialsTokenRequest(_ context.Context, clientID string, scopes []string) (op.TokenRequest, error) {
+	return &zitadelAccessClaims{subject: clientID, scopes: scopes}, nil
 }
 
 // SetUserinfoFromScopes is deprecated in op; SetUserinfoFromRequest does
@@ -615,12 +669,20 @@ func (s *zitadelStore) Health(context.Context) error { return nil }
 
 // ---- the client ----
 
-// zitadelClient is the one public client: device code and refresh token
-// grants, no redirect URIs, no secret.
+// zitadelClient is one client: no redirect URIs; public (no secret) or
+// confidential; the device code and refresh token grants, or the client
+// credentials grant.
 type zitadelClient struct {
 	id         string
 	scopes     []string
 	idTokenTTL time.Duration
+	// secret and authMethod are set for a confidential client.
+	secret     string
+	authMethod oidc.AuthMethod
+	grants     []oidc.GrantType
+	// requirePKCE makes the device flow take an S256 code_challenge and
+	// its code_verifier.
+	requirePKCE bool
 }
 
 func (c *zitadelClient) GetID() string                    { return c.id }
@@ -629,10 +691,18 @@ func (c *zitadelClient) PostLogoutRedirectURIs() []string { return nil }
 func (c *zitadelClient) ApplicationType() op.ApplicationType {
 	return op.ApplicationTypeNative
 }
-func (c *zitadelClient) AuthMethod() oidc.AuthMethod        { return oidc.AuthMethodNone }
+func (c *zitadelClient) AuthMethod() oidc.AuthMethod {
+	if c.authMethod == "" {
+		return oidc.AuthMethodNone
+	}
+	return c.authMethod
+}
 func (c *zitadelClient) ResponseTypes() []oidc.ResponseType { return nil }
 func (c *zitadelClient) GrantTypes() []oidc.GrantType {
-	return []oidc.GrantType{oidc.GrantTypeDeviceCode, oidc.GrantTypeRefreshToken}
+	if c.grants == nil {
+		return []oidc.GrantType{oidc.GrantTypeDeviceCode, oidc.GrantTypeRefreshToken}
+	}
+	return c.grants
 }
 func (c *zitadelClient) LoginURL(string) string { return "" }
 
@@ -659,6 +729,7 @@ func (c *zitadelClient) ClockSkew() time.Duration             { return 0 }
 var (
 	_ op.Storage                    = (*zitadelStore)(nil)
 	_ op.DeviceAuthorizationStorage = (*zitadelStore)(nil)
+	_ op.ClientCredentialsStorage   = (*zitadelStore)(nil)
 	_ op.CanSetUserinfoFromRequest  = (*zitadelStore)(nil)
 	_ op.RefreshTokenRequest        = (*zitadelTokenRequest)(nil)
 	_ op.IDTokenRequest             = (*zitadelTokenRequest)(nil)

@@ -14,6 +14,18 @@
 //   certFile, keyFile    PEM paths: serve HTTPS instead of HTTP
 //   audience             a resource indicator the client may request; see below
 //   subject, email, name, password   the test user
+//   clientSecret         when set, also registers confidential clients with
+//                        this secret: basicClientId (client_secret_basic) and
+//                        postClientId (client_secret_post), both allowed the
+//                        device_code and refresh_token grants, and ciClientId
+//                        (client_secret_basic), allowed client_credentials only
+//   strictClientAuth     refuse a confidential client that authenticates with
+//                        the other of client_secret_basic and client_secret_post
+//                        than it was registered for, as Ory Hydra does (see below)
+//   pkceClientId         when set, a public client like clientId whose device
+//                        authorization requests must carry an S256
+//                        code_challenge, and whose device_code grant requests
+//                        must carry the matching code_verifier (see below)
 //   exitOnStdinClose     stop when stdin reaches EOF (the parent died)
 //
 // When listening it prints exactly one line on stdout:
@@ -28,7 +40,24 @@
 // return an RFC 9068 JWT access token (typ at+jwt) whose aud is the
 // audience, with no need to repeat the parameter on token requests. Without
 // it access tokens stay opaque. Any other resource value is refused with
-// invalid_target.
+// invalid_target. The ciClientId client asks for it the same ways on its
+// client_credentials token request.
+//
+// PKCE on the device flow: oidc-provider 9.13.3 applies pkce.required only to
+// the authorization and PAR endpoints; on the device authorization endpoint it
+// drops code_challenge as a front-channel parameter, and the device_code grant
+// never reads code_verifier. So it neither requires nor checks PKCE there. The
+// pkceClientId client gets both from a middleware below, answering as Keycloak
+// does for a client that requires PKCE: 400 invalid_request "Missing
+// parameter: code_challenge_method" to a device authorization request without
+// it, and invalid_grant to a device_code grant request whose code_verifier is
+// missing or does not match.
+//
+// Client authentication: oidc-provider 9.13.3 takes client_secret_basic and
+// client_secret_post as one method: a client registered for either may use
+// the other. Ory Hydra refuses that with 401 invalid_client. strictClientAuth
+// makes this server answer as Hydra does, on the device authorization, token
+// and revocation endpoints.
 //
 // Test-only endpoints (not part of any protocol):
 //   GET /__test/counts            request counters as JSON
@@ -95,6 +124,9 @@ const idTokenTTL = num(cfg.idTokenTTL, 3600);
 const deviceCodeTTL = num(cfg.deviceCodeTTL, 600);
 const interval = num(cfg.interval, 1);
 const audience = cfg.audience || '';
+const clientSecret = cfg.clientSecret || '';
+const pkceClientId = cfg.pkceClientId || '';
+const strictClientAuth = Boolean(cfg.strictClientAuth);
 const tls = Boolean(cfg.certFile && cfg.keyFile);
 
 const counts = {
@@ -103,6 +135,7 @@ const counts = {
   device_code_grant: 0,
   refresh_token_grant: 0,
   revocation: 0,
+  client_credentials_grant: 0,
 };
 
 // The token ledger (see /__test/tokens) and the refresh token
@@ -164,17 +197,37 @@ const issuer = `${tls ? 'https' : 'http'}://127.0.0.1:${server.address().port}`;
 const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
 const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'test-rs256', use: 'sig', alg: 'RS256' };
 
-const provider = new Provider(issuer, {
-  clients: [{
-    client_id: clientId,
-    client_name: 'kubectl device-login (test client)',
-    application_type: 'native',
-    token_endpoint_auth_method: 'none',
-    grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
+const deviceClient = (id, name, authMethod) => ({
+  client_id: id,
+  client_name: name,
+  application_type: 'native',
+  token_endpoint_auth_method: authMethod,
+  ...(authMethod === 'none' ? {} : { client_secret: clientSecret }),
+  grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
+  response_types: [],
+  redirect_uris: [],
+  scope: 'openid offline_access profile email',
+});
+const clients = [deviceClient(clientId, 'kubectl device-login (test client)', 'none')];
+if (pkceClientId) {
+  clients.push(deviceClient(pkceClientId, 'kubectl device-login (PKCE required)', 'none'));
+}
+if (clientSecret) {
+  clients.push(deviceClient(cfg.basicClientId, 'kubectl device-login (client_secret_basic)', 'client_secret_basic'));
+  clients.push(deviceClient(cfg.postClientId, 'kubectl device-login (client_secret_post)', 'client_secret_post'));
+  clients.push({
+    client_id: cfg.ciClientId,
+    client_name: 'CI (client credentials)',
+    client_secret: clientSecret,
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: ['client_credentials'],
     response_types: [],
     redirect_uris: [],
-    scope: 'openid offline_access profile email',
-  }],
+  });
+}
+
+const provider = new Provider(issuer, {
+  clients,
   adapter: (model) => new MemoryAdapter(model, store, clockTolerance),
   clockTolerance,
   jwks: { keys: [signingKey] },
@@ -194,15 +247,22 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: false },
     deviceFlow: { enabled: true },
+    clientCredentials: { enabled: Boolean(clientSecret) },
     revocation: { enabled: true },
     introspection: { enabled: false },
     resourceIndicators: {
       enabled: true,
       defaultResource(ctx) {
         // Only the device authorization request may name the audience this
-        // way; token requests fall back to the granted one (below).
+        // way; token requests fall back to the granted one (below), but for
+        // the client credentials grant, which has no earlier request.
         if (ctx.oidc.route === 'device_authorization' && ctx.oidc.params.audience) {
           return ctx.oidc.params.audience;
+        }
+        // (The token endpoint keeps no extra parameters: read the form.)
+        if (ctx.oidc.route === 'token' && ctx.oidc.params.grant_type === 'client_credentials'
+            && typeof ctx.oidc.body?.audience === 'string') {
+          return ctx.oidc.body.audience;
         }
         return undefined;
       },
@@ -234,6 +294,7 @@ const provider = new Provider(issuer, {
   // (a new browser session has no grant), which grants every missing scope.
   ttl: {
     AccessToken: accessTokenTTL,
+    ClientCredentials: accessTokenTTL,
     IdToken: idTokenTTL,
     DeviceCode: deviceCodeTTL,
     RefreshToken: 24 * 60 * 60,
@@ -290,6 +351,7 @@ provider.use(async (ctx, next) => {
       const gt = ctx.oidc.body?.grant_type;
       if (gt === 'urn:ietf:params:oauth:grant-type:device_code') counts.device_code_grant += 1;
       else if (gt === 'refresh_token') counts.refresh_token_grant += 1;
+      else if (gt === 'client_credentials') counts.client_credentials_grant += 1;
       const ok = ctx.status === 200 && ctx.body && typeof ctx.body === 'object';
       if (gt === 'refresh_token') {
         recordPresentation(ctx.oidc.body?.refresh_token, ok, (ctx.body && ctx.body.error) || `HTTP ${ctx.status}`);
@@ -308,6 +370,79 @@ provider.use(async (ctx, next) => {
     default:
   }
 });
+
+// PKCE for pkceClientId, and the strict client authentication (see the
+// top of this file). The form is read here, checked, and handed on to
+// oidc-provider as req.body, which it then uses in place of the stream (it
+// warns once that it does).
+const pkceChallenges = new Map(); // device_code -> its S256 code_challenge
+const registeredAuth = new Map(clients.map((c) => [c.client_id, c.token_endpoint_auth_method]));
+if (pkceClientId || strictClientAuth) {
+  const deviceGrant = 'urn:ietf:params:oauth:grant-type:device_code';
+  const refuse = (ctx, status, error, description) => {
+    ctx.status = status;
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { error, error_description: description };
+  };
+  const kinds = { '/device/auth': 'device', '/token': 'token', '/token/revocation': 'revocation' };
+  provider.use(async (ctx, next) => {
+    const kind = ctx.method === 'POST' && kinds[ctx.path];
+    if (!kind || !ctx.is('application/x-www-form-urlencoded')) {
+      await next();
+      return;
+    }
+    const chunks = [];
+    for await (const chunk of ctx.req) chunks.push(chunk);
+    ctx.req.body = Buffer.concat(chunks);
+    const form = querystring.parse(ctx.req.body.toString('utf8'));
+    const counted = { device: 'device_authorization', revocation: 'revocation' }[kind]
+      || { [deviceGrant]: 'device_code_grant', refresh_token: 'refresh_token_grant', client_credentials: 'client_credentials_grant' }[form.grant_type];
+
+    if (strictClientAuth) {
+      let id = form.client_id;
+      let used = 'none';
+      const basic = /^basic\s+(\S+)$/i.exec(ctx.get('authorization'));
+      if (basic) {
+        used = 'client_secret_basic';
+        id = decodeURIComponent(Buffer.from(basic[1], 'base64').toString('utf8').split(':')[0]);
+      } else if (form.client_secret) {
+        used = 'client_secret_post';
+      }
+      const registered = registeredAuth.get(id);
+      if (registered && registered !== 'none' && used !== 'none' && used !== registered) {
+        if (counted) counts[counted] += 1;
+        refuse(ctx, 401, 'invalid_client', `Client authentication failed. The OAuth 2.0 Client supports client authentication method '${registered}', but method '${used}' was requested.`);
+        return;
+      }
+    }
+
+    if (kind === 'device' && pkceClientId && form.client_id === pkceClientId) {
+      if (!form.code_challenge || form.code_challenge_method !== 'S256') {
+        counts.device_authorization += 1;
+        refuse(ctx, 400, 'invalid_request', 'Missing parameter: code_challenge_method');
+        return;
+      }
+      await next();
+      if (ctx.status === 200 && ctx.body?.device_code) {
+        pkceChallenges.set(ctx.body.device_code, form.code_challenge);
+      }
+      return;
+    }
+    const challenge = kind === 'token' && form.grant_type === deviceGrant
+      && pkceChallenges.get(form.device_code);
+    if (challenge) {
+      const verifier = typeof form.code_verifier === 'string' ? form.code_verifier : '';
+      if (!verifier || crypto.createHash('sha256').update(verifier).digest('base64url') !== challenge) {
+        counts.device_code_grant += 1;
+        refuse(ctx, 400, 'invalid_grant', verifier
+          ? 'PKCE verification failed: code_verifier does not match the code_challenge'
+          : 'Missing parameter: code_verifier');
+        return;
+      }
+    }
+    await next();
+  });
+}
 
 provider.on('server_error', (ctx, err) => console.error('server_error', err));
 
