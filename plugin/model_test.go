@@ -107,7 +107,8 @@ package plugin_test
 //     refresh and ID tokens, device codes).
 //  5. A failure note dated in the future is not believed: when get-token
 //     runs after one, with a refresh due and a refresh token the provider
-//     honours, the refresh is tried.
+//     honours, the refresh is tried (unless the cache is read-only: then no
+//     refresh token may be spent, see invariant 2).
 //  6. A session that cannot be read is not signed over: with the keyring
 //     locked over a live keyring session, no device login starts (the
 //     plugin says the keyring is locked instead).
@@ -1407,8 +1408,10 @@ func (m *modelRun) finish(st *modelStep) {
 		}
 	}
 
-	// 5. A failure note from the future is not believed.
-	if st.futureNote {
+	// 5. A failure note from the future is not believed. (In a read-only
+	// cache no refresh is due: its successor could not be saved, so the
+	// refresh token is rightly kept unspent, which invariant 2 checks.)
+	if st.futureNote && !st.roAtStart {
 		e := st.before.stored[st.mode]
 		if e != nil && e.RefreshToken != "" && state(e.RefreshToken).Active && m.refreshesIn(ex) == 0 {
 			for _, r := range st.runs {
