@@ -52,12 +52,12 @@ func (c *Client) Discover(ctx context.Context) (*Discovery, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("cannot reach the provider at %s: %w; check --issuer-url and your network", terminal.Sanitize(u, 200), &NetError{URL: u, Err: unwrapURL(err)})
+		return nil, fmt.Errorf("cannot reach the provider at %s: %w", terminal.Sanitize(u, 200), &NetError{URL: u, Setting: "--issuer-url", Err: unwrapURL(err)})
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
-		return nil, fmt.Errorf("the connection to %s broke while reading its discovery document: %w", terminal.Sanitize(u, 200), &NetError{URL: u, Err: err})
+		return nil, fmt.Errorf("the connection to %s broke while reading its discovery document: %w", terminal.Sanitize(u, 200), &NetError{URL: u, Setting: "--issuer-url", Err: err})
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%w for %s; check --issuer-url (it must be the issuer, without /.well-known/...)", &HTTPError{Status: resp.StatusCode, Location: resp.Header.Get("Location")}, terminal.Sanitize(u, 200))
