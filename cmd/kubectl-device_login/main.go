@@ -191,7 +191,10 @@ var errUsage = errors.New("usage error")
 func parse(fs *pflag.FlagSet, e *env, usage string, args []string, allowArgs bool) error {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	err := fs.Parse(args)
+	err := emptyInline(fs, args)
+	if err == nil {
+		err = fs.Parse(args)
+	}
 	if errors.Is(err, pflag.ErrHelp) {
 		fmt.Fprint(e.stdout, usage)
 		if fs.HasFlags() {
@@ -215,6 +218,25 @@ func parse(fs *pflag.FlagSet, e *env, usage string, args []string, allowArgs boo
 	return nil
 }
 
+// emptyInline refuses --name= for any flag before pflag sees it, so that
+// flags of every type (durations, booleans) get the sentence emptyValue
+// gives the others.
+func emptyInline(fs *pflag.FlagSet, args []string) error {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if name, ok := strings.CutSuffix(strings.TrimPrefix(a, "--"), "="); ok && strings.HasPrefix(a, "--") && fs.Lookup(name) != nil {
+			return emptyError(name)
+		}
+	}
+	return nil
+}
+
+func emptyError(name string) error {
+	return fmt.Errorf("--%s needs a value; leave the flag out to get its default", name)
+}
+
 // emptyValue refuses a flag given with an empty value (--token=): one
 // rule for every flag, since an empty value never means anything useful.
 // Leaving a flag out gives its default.
@@ -226,7 +248,7 @@ func emptyValue(fs *pflag.FlagSet) error {
 			empty = slices.Contains(sv.GetSlice(), "")
 		}
 		if empty && err == nil {
-			err = fmt.Errorf("--%s needs a value; leave the flag out to get its default", f.Name)
+			err = emptyError(f.Name)
 		}
 	})
 	return err
