@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -530,7 +531,21 @@ func runSetup(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) error {
 }
 
 func runVersion(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) error {
-	fmt.Fprintf(e.stdout, "kubectl-device-login %s (commit %s, %s, %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	ver, rev := version, commit
+	// `go install …@v0.1.0` stamps nothing with -X, but the module's
+	// version (and, from a checkout, the VCS revision) is in the build
+	// info.
+	if bi, ok := debug.ReadBuildInfo(); ok && ver == "dev" {
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			ver = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && rev == "unknown" {
+				rev = s.Value
+			}
+		}
+	}
+	fmt.Fprintf(e.stdout, "kubectl-device-login %s (commit %s, %s, %s/%s)\n", ver, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return nil
 }
 
