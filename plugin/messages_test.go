@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -657,4 +658,33 @@ func TestLogoutLeavesNothingBehind(t *testing.T) {
 		b.entry(t)
 		runPlugin(t, ctx, invocation{args: b.args("get-token", "--device-login=never"), env: []string{nonInteractive}}).credential(t)
 	})
+}
+
+func TestSetupFromKubeloginCarriesCertificateAuthorityData(t *testing.T) {
+	// A kubelogin user of a provider behind a private CA, given as data.
+	ca := newTestCA(t, "Example Corp Issuing CA")
+	p := httpsProvider(t, providertest.StartZitadel, ca, "127.0.0.1")
+	kc := filepath.Join(t.TempDir(), "config")
+	set := exec.Command(kubectlPath(t), "--kubeconfig="+kc, "config", "set-credentials", "oidc",
+		"--exec-api-version=client.authentication.k8s.io/v1beta1", "--exec-command=kubectl",
+		"--exec-arg=oidc-login", "--exec-arg=get-token", "--exec-arg=--oidc-issuer-url="+p.Issuer(),
+		"--exec-arg=--oidc-client-id="+p.ClientID(), "--exec-arg=--certificate-authority-data="+ca.data())
+	if out, err := set.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	ctx := testContext(t, time.Minute)
+	r := runPlugin(t, ctx, invocation{args: []string{"setup", "--from-kubelogin", "--kubeconfig=" + kc}})
+	if r.exit != 0 || strings.Contains(r.stderr, "not carried over: --certificate-authority-data") {
+		t.Fatalf("exit %d; the CA was not carried over:\n%s", r.exit, r.stderr)
+	}
+	var args []string
+	for _, a := range viewUser(t, kc, "oidc")["args"].([]any) {
+		args = append(args, a.(string))
+	}
+	if !slices.Contains(args, "--certificate-authority-data="+ca.data()) {
+		t.Fatalf("converted args %q lack the CA", args)
+	}
+	// The converted entry signs in: the provider's certificate is trusted.
+	args = append(args, "--cache-dir="+filepath.Join(t.TempDir(), "cache"), "--device-login=always")
+	runPlugin(t, ctx, invocation{args: args, env: []string{nonInteractive}}).credential(t)
 }
