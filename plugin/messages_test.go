@@ -32,6 +32,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -687,4 +688,47 @@ func TestSetupFromKubeloginCarriesCertificateAuthorityData(t *testing.T) {
 	// The converted entry signs in: the provider's certificate is trusted.
 	args = append(args, "--cache-dir="+filepath.Join(t.TempDir(), "cache"), "--device-login=always")
 	runPlugin(t, ctx, invocation{args: args, env: []string{nonInteractive}}).credential(t)
+}
+
+func TestPollOutlivesATimedOutRequest(t *testing.T) {
+	// A poll that gets no answer within --request-timeout is a passing
+	// fault like a 5xx: the device login goes on until the code expires.
+	// No real provider can be made to hold one poll: a stand-in does.
+	var polls atomic.Int32
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	reply := func(w http.ResponseWriter, status int, v string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		w.Write([]byte(v))
+	}
+	mux.HandleFunc("/device", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, 200, `{"device_code":"dc-0123456789","user_code":"ABCD-EFGH","verification_uri":"`+srv.URL+`/verify","expires_in":60,"interval":1}`)
+	})
+	mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
+		switch polls.Add(1) {
+		case 1:
+			reply(w, 400, `{"error":"authorization_pending"}`)
+		case 2:
+			select { // longer than --request-timeout
+			case <-time.After(3 * time.Second):
+			case <-r.Context().Done():
+			}
+			reply(w, 400, `{"error":"authorization_pending"}`)
+		default:
+			reply(w, 200, `{"access_token":"access-after-a-timeout","token_type":"Bearer","expires_in":3600}`)
+		}
+	})
+	ctx := testContext(t, time.Minute)
+	r := runPlugin(t, ctx, invocation{args: []string{"get-token", "--issuer-url=" + srv.URL, "--client-id=kubectl",
+		"--device-authorization-endpoint=" + srv.URL + "/device", "--token-endpoint=" + srv.URL + "/token",
+		"--cache-dir=" + filepath.Join(t.TempDir(), "cache"), "--device-login=always", "--request-timeout=1s"}, env: []string{nonInteractive}})
+	if c := r.credential(t); c.Status.Token != "access-after-a-timeout" {
+		t.Errorf("token %q", c.Status.Token)
+	}
+	if !strings.Contains(r.stderr, "did not answer in time") || !strings.Contains(r.stderr, "retrying, the code stays valid until") {
+		t.Errorf("the timed-out poll was not reported as retried:\n%s", r.stderr)
+	}
+	noGoIsms(t, r.stderr)
 }

@@ -230,8 +230,11 @@ func (c *Client) Poll(ctx context.Context, d *DeviceLogin, p Progress) (*Token, 
 		err = classify(ctx, d.endpoints.Token, err)
 		var oe *OAuthError
 		switch {
-		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-			return nil, err
+		case ctx.Err() != nil:
+			// Only the caller's context ends the wait: a request that
+			// timed out (whose error also matches DeadlineExceeded) is
+			// retried below like any passing fault.
+			return nil, ctx.Err()
 		case errors.As(err, &oe) && oe.Code == "authorization_pending":
 			wait = interval
 		case errors.As(err, &oe) && oe.Code == "slow_down":
