@@ -732,3 +732,23 @@ func TestPollOutlivesATimedOutRequest(t *testing.T) {
 	}
 	noGoIsms(t, r.stderr)
 }
+
+func TestDeviceAuthorizationTimeoutSaysWhere(t *testing.T) {
+	// A device authorization endpoint that never answers (a bare
+	// listener): the message names the request, not only the host.
+	sink := newTCPSink(t, false)
+	ctx := testContext(t, time.Minute)
+	r := runPlugin(t, ctx, invocation{args: []string{"get-token", "--issuer-url=" + sink.URL(), "--client-id=kubectl",
+		"--device-authorization-endpoint=" + sink.URL() + "/device", "--token-endpoint=" + sink.URL() + "/token",
+		"--cache-dir=" + filepath.Join(t.TempDir(), "cache"), "--device-login=always", "--request-timeout=1s"}, env: []string{nonInteractive}})
+	want := "device-login: cannot start a device login at " + sink.URL() + "/device: " + strings.TrimPrefix(sink.URL(), "http://") +
+		" did not answer in time; check your network and proxy settings, or raise --request-timeout"
+	if line := errorLine(t, r); line != want {
+		t.Errorf("got  %s\nwant %s", line, want)
+	}
+	// One timeout for discovery (asked for the revocation endpoint and
+	// PKCE), one for the device authorization: not one per question.
+	if n := sink.accepted(); n != 2 || r.took > 2800*time.Millisecond {
+		t.Errorf("%d connections in %s, want 2 in about 2 s", n, r.took)
+	}
+}

@@ -102,7 +102,8 @@ type Client struct {
 	// Log, when set, is told each step (for -v).
 	Log func(format string, args ...any)
 
-	discovered *Discovery
+	discovered  *Discovery
+	discoverErr error
 }
 
 func (c *Client) clock() Clock {

@@ -92,8 +92,8 @@ func (c *Client) StartDeviceLogin(ctx context.Context) (*DeviceLogin, error) {
 		switch {
 		case errors.As(err, &oe):
 			return nil, fmt.Errorf("the provider refused to start a device login: %w; check --client-id, --scope and --extra-param, and that the client may use the device flow", err)
-		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-			return nil, err
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
 		}
 		return nil, fmt.Errorf("cannot start a device login at %s: %w", terminal.Sanitize(ep.DeviceAuthorization, 200), err)
 	}

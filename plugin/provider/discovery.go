@@ -34,12 +34,22 @@ type Discovery struct {
 }
 
 // Discover fetches {issuer}/.well-known/openid-configuration (once per
-// Client) and checks that it names the same issuer. Redirects are
+// Client: a failure is remembered too, so that an issuer that does not
+// answer costs one request timeout, not one per question asked of
+// discovery) and checks that it names the same issuer. Redirects are
 // followed only to URLs that pass CheckURL.
 func (c *Client) Discover(ctx context.Context) (*Discovery, error) {
-	if c.discovered != nil {
-		return c.discovered, nil
+	if c.discovered != nil || c.discoverErr != nil {
+		return c.discovered, c.discoverErr
 	}
+	d, err := c.discover(ctx)
+	if err != nil && ctx.Err() == nil {
+		c.discoverErr = err
+	}
+	return d, err
+}
+
+func (c *Client) discover(ctx context.Context) (*Discovery, error) {
 	u := c.Issuer + "/.well-known/openid-configuration"
 	c.logf("fetching %s", u)
 	req, err := http.NewRequestWithContext(withRedirects(ctx, false), http.MethodGet, u, nil)
