@@ -131,7 +131,11 @@ func (s *Settings) recentFailure(sessions *cache.Sessions, started time.Time, t 
 		case strings.Contains(msg, s.LoginCommand()):
 			retry = "to retry now, run that command"
 		}
-		return fmt.Errorf("%s (this failed %s ago and is not retried for %s; %s)", msg, terminal.HumanDuration(age), terminal.HumanDuration(s.RememberFailure), retry)
+		when := terminal.HumanDuration(age) + " ago"
+		if age < time.Second {
+			when = "just now"
+		}
+		return fmt.Errorf("%s (this failed %s and is not retried for %s; %s)", msg, when, terminal.HumanDuration(s.RememberFailure), retry)
 	}
 	if err := sessions.ClearFailure(id); err != nil {
 		t.Verbosef("%v", err)

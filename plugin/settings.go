@@ -175,7 +175,10 @@ func ResolveCache(o Options) (*Settings, error) {
 	}
 	for i, d := range o.CertificateAuthorityData {
 		pem, err := base64.StdEncoding.DecodeString(strings.TrimSpace(d))
-		if err != nil {
+		switch {
+		case err != nil && strings.Contains(d, "-----BEGIN"):
+			return nil, fmt.Errorf("--certificate-authority-data (number %d) holds PEM text, not its base64; give base64 of the PEM file (base64 -w0 FILE), as a kubeconfig's certificate-authority-data holds it, or the file itself with --certificate-authority=FILE", i+1)
+		case err != nil:
 			return nil, fmt.Errorf("--certificate-authority-data (number %d) is not base64; give the certificate as the kubeconfig's certificate-authority-data holds it (base64 of the PEM file)", i+1)
 		}
 		s.TLS.CAData = append(s.TLS.CAData, pem)

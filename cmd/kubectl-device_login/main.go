@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -194,7 +195,10 @@ var errUsage = errors.New("usage error")
 func parse(fs *pflag.FlagSet, e *env, usage string, args []string, allowArgs bool) error {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	err := fs.Parse(args)
+	err := emptyInline(fs, args)
+	if err == nil {
+		err = fs.Parse(args)
+	}
 	if errors.Is(err, pflag.ErrHelp) {
 		fmt.Fprint(e.stdout, usage)
 		if fs.HasFlags() {
@@ -218,6 +222,25 @@ func parse(fs *pflag.FlagSet, e *env, usage string, args []string, allowArgs boo
 	return nil
 }
 
+// emptyInline refuses --name= for any flag before pflag sees it, so that
+// flags of every type (durations, booleans) get the sentence emptyValue
+// gives the others.
+func emptyInline(fs *pflag.FlagSet, args []string) error {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if name, ok := strings.CutSuffix(strings.TrimPrefix(a, "--"), "="); ok && strings.HasPrefix(a, "--") && fs.Lookup(name) != nil {
+			return emptyError(name)
+		}
+	}
+	return nil
+}
+
+func emptyError(name string) error {
+	return fmt.Errorf("--%s needs a value; leave the flag out to get its default", name)
+}
+
 // emptyValue refuses a flag given with an empty value (--token=): one
 // rule for every flag, since an empty value never means anything useful.
 // Leaving a flag out gives its default.
@@ -229,7 +252,7 @@ func emptyValue(fs *pflag.FlagSet) error {
 			empty = slices.Contains(sv.GetSlice(), "")
 		}
 		if empty && err == nil {
-			err = fmt.Errorf("--%s needs a value; leave the flag out to get its default", f.Name)
+			err = emptyError(f.Name)
 		}
 	})
 	return err
@@ -511,7 +534,21 @@ func runSetup(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) error {
 }
 
 func runVersion(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) error {
-	fmt.Fprintf(e.stdout, "kubectl-device-login %s (commit %s, %s, %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	ver, rev := version, commit
+	// `go install …@v0.1.0` stamps nothing with -X, but the module's
+	// version (and, from a checkout, the VCS revision) is in the build
+	// info.
+	if bi, ok := debug.ReadBuildInfo(); ok && ver == "dev" {
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			ver = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && rev == "unknown" {
+				rev = s.Value
+			}
+		}
+	}
+	fmt.Fprintf(e.stdout, "kubectl-device-login %s (commit %s, %s, %s/%s)\n", ver, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return nil
 }
 

@@ -103,7 +103,8 @@ type Client struct {
 	// Log, when set, is told each step (for -v).
 	Log func(format string, args ...any)
 
-	discovered *Discovery
+	discovered  *Discovery
+	discoverErr error
 }
 
 func (c *Client) clock() Clock {
@@ -156,7 +157,7 @@ func NewHTTPClient(t TLS, timeout time.Duration) (*http.Client, error) {
 		}
 		for i, pem := range t.CAData {
 			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("--certificate-authority-data (number %d) holds no PEM certificate once base64-decoded", i+1)
+				return nil, fmt.Errorf("--certificate-authority-data (number %d) holds no PEM certificate once base64-decoded; give base64 of the CA's PEM file, as a kubeconfig's certificate-authority-data holds it", i+1)
 			}
 		}
 		tr.TLSClientConfig.RootCAs = pool

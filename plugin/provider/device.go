@@ -75,8 +75,9 @@ func (c *Client) StartDeviceLogin(ctx context.Context) (*DeviceLogin, error) {
 	}
 	var oe *OAuthError
 	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return nil, err
+	case ctx.Err() != nil:
+		// Interrupted: not an HTTP client timeout, which says where.
+		return nil, ctx.Err()
 	case c.PKCE == PKCENever && RequiresPKCE(err):
 		return nil, fmt.Errorf("the provider refused to start a device login: %w; it requires PKCE for this client, so leave out --pkce=never", err)
 	case ClientAuthRejected(err):
@@ -266,8 +267,11 @@ func (c *Client) Poll(ctx context.Context, d *DeviceLogin, p Progress) (*Token, 
 		err = classify(ctx, d.endpoints.Token, err)
 		var oe *OAuthError
 		switch {
-		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-			return nil, err
+		case ctx.Err() != nil:
+			// Only the caller's context ends the wait: a request that
+			// timed out (whose error also matches DeadlineExceeded) is
+			// retried below like any passing fault.
+			return nil, ctx.Err()
 		case errors.As(err, &oe) && oe.Code == "authorization_pending":
 			wait = interval
 		case errors.As(err, &oe) && oe.Code == "slow_down":

@@ -32,12 +32,22 @@ type Discovery struct {
 }
 
 // Discover fetches {issuer}/.well-known/openid-configuration (once per
-// Client) and checks that it names the same issuer. Redirects are
+// Client: a failure is remembered too, so that an issuer that does not
+// answer costs one request timeout, not one per question asked of
+// discovery) and checks that it names the same issuer. Redirects are
 // followed only to URLs that pass CheckURL.
 func (c *Client) Discover(ctx context.Context) (*Discovery, error) {
-	if c.discovered != nil {
-		return c.discovered, nil
+	if c.discovered != nil || c.discoverErr != nil {
+		return c.discovered, c.discoverErr
 	}
+	d, err := c.discover(ctx)
+	if err != nil && ctx.Err() == nil {
+		c.discoverErr = err
+	}
+	return d, err
+}
+
+func (c *Client) discover(ctx context.Context) (*Discovery, error) {
 	u := c.Issuer + "/.well-known/openid-configuration"
 	c.logf("fetching %s", u)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -50,12 +60,12 @@ func (c *Client) Discover(ctx context.Context) (*Discovery, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("cannot reach the provider at %s: %w; check --issuer-url and your network", terminal.Sanitize(u, 200), &NetError{URL: u, Err: unwrapURL(err)})
+		return nil, fmt.Errorf("cannot reach the provider at %s: %w", terminal.Sanitize(u, 200), &NetError{URL: u, Setting: "--issuer-url", Err: unwrapURL(err)})
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
-		return nil, fmt.Errorf("the connection to %s broke while reading its discovery document: %w", terminal.Sanitize(u, 200), &NetError{URL: u, Err: err})
+		return nil, fmt.Errorf("the connection to %s broke while reading its discovery document: %w", terminal.Sanitize(u, 200), &NetError{URL: u, Setting: "--issuer-url", Err: err})
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%w for %s; check --issuer-url (it must be the issuer, without /.well-known/...)", &HTTPError{Status: resp.StatusCode, Location: resp.Header.Get("Location")}, terminal.Sanitize(u, 200))

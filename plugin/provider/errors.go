@@ -11,7 +11,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -81,10 +84,13 @@ func (e *HTTPError) Retryable() bool {
 type NetError struct {
 	// URL is what was asked for.
 	URL string
-	Err error
+	// Setting names where the URL came from (such as --issuer-url), for
+	// the advice; empty says "the URL".
+	Setting string
+	Err     error
 }
 
-func (e *NetError) Error() string { return describeNetErr(e.URL, e.Err) }
+func (e *NetError) Error() string { return describeNetErr(e.URL, e.Setting, e.Err) }
 func (e *NetError) Unwrap() error { return e.Err }
 
 // Retryable tells whether the same request may succeed later: not when a
@@ -194,37 +200,53 @@ func isCertError(err error) bool {
 }
 
 // describeNetErr says in words why a request to u got no answer, and
-// what to check.
-func describeNetErr(u string, err error) string {
-	host := u
+// what to check; setting names where u came from.
+func describeNetErr(u, setting string, err error) string {
+	host, name := u, u
 	if p, perr := url.Parse(u); perr == nil && p.Host != "" {
-		host = p.Host
+		host, name = p.Host, p.Hostname()
 	}
-	host = terminal.Sanitize(host, 200)
+	host, name = terminal.Sanitize(host, 200), terminal.Sanitize(name, 200)
+	if setting == "" {
+		setting = "the URL"
+	}
 	var dns *net.DNSError
 	var unknown x509.UnknownAuthorityError
 	var hostErr x509.HostnameError
 	var invalid x509.CertificateInvalidError
+	var op *net.OpError
 	var ne net.Error
 	switch {
+	case errors.As(err, &op) && op.Op == "proxyconnect":
+		return fmt.Sprintf("the proxy %s, through which %s is asked, cannot be reached (%s); check HTTPS_PROXY, HTTP_PROXY and NO_PROXY in the environment", terminal.Sanitize(proxyAddr(op), 200), host, terminal.Sanitize(proxyProblem(op.Err), 200))
 	case errors.As(err, &dns) && dns.IsNotFound:
-		return fmt.Sprintf("the name %s was not found (DNS); check the URL", terminal.Sanitize(dns.Name, 200))
+		return fmt.Sprintf("the name %s was not found (DNS); check %s", terminal.Sanitize(dns.Name, 200), setting)
 	case errors.As(err, &dns):
-		return fmt.Sprintf("the name %s could not be looked up (DNS: %s); check your network", terminal.Sanitize(dns.Name, 200), terminal.Sanitize(dns.Err, 100))
+		return fmt.Sprintf("the name %s could not be looked up (DNS: %s); check your network and its DNS server", terminal.Sanitize(dns.Name, 200), terminal.Sanitize(dns.Err, 100))
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return fmt.Sprintf("the connection to %s was refused: nothing listens there; check the URL and that the provider is running", host)
+		return fmt.Sprintf("the connection to %s was refused: nothing listens there; check %s and that the provider is running", host, setting)
 	case errors.As(err, &unknown):
 		return fmt.Sprintf("the certificate of %s is not trusted: it was issued by %q, which is not among the trusted authorities; if that is your organisation's CA, give it with --certificate-authority=FILE or --certificate-authority-data=BASE64", host, terminal.Sanitize(certIssuer(unknown.Cert), 200))
 	case errors.As(err, &hostErr):
-		return fmt.Sprintf("the certificate of %s is not valid for that name (%s); check the URL", host, terminal.Sanitize(hostErr.Error(), 200))
+		names := certNames(hostErr.Certificate)
+		if names == "" {
+			return fmt.Sprintf("the certificate of %s names no host at all, so it is not valid for %s; the provider needs a certificate with %s among its subject alternative names", host, name, name)
+		}
+		return fmt.Sprintf("the certificate of %s is for %s, not for %s; use the name the certificate is for in %s", host, terminal.Sanitize(names, 200), name, setting)
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired && invalid.Cert != nil:
+		return fmt.Sprintf("the certificate of %s is valid from %s to %s UTC, and this machine's clock says %s UTC; check the provider's certificate and this machine's clock",
+			host, invalid.Cert.NotBefore.UTC().Format(time.DateTime), invalid.Cert.NotAfter.UTC().Format(time.DateTime), time.Now().UTC().Format(time.DateTime))
 	case errors.As(err, &invalid):
-		return fmt.Sprintf("the certificate of %s is not valid (%s); check the provider's certificate and this machine's clock", host, terminal.Sanitize(invalid.Error(), 200))
+		return fmt.Sprintf("the certificate of %s cannot be used (%s); check the provider's certificate", host, terminal.Sanitize(plain(invalid), 200))
 	case isCertError(err):
-		return fmt.Sprintf("the certificate of %s is not trusted (%s); give its CA with --certificate-authority=FILE or --certificate-authority-data=BASE64", host, terminal.Sanitize(err.Error(), 200))
+		return fmt.Sprintf("the certificate of %s is not trusted (%s); give its CA with --certificate-authority=FILE or --certificate-authority-data=BASE64", host, terminal.Sanitize(plain(err), 200))
 	case errors.As(err, &ne) && ne.Timeout():
 		return fmt.Sprintf("%s did not answer in time; check your network and proxy settings, or raise --request-timeout", host)
+	case errors.As(err, new(tls.RecordHeaderError)), strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		// net/http reports the second with a plain error, not a type.
+		return fmt.Sprintf("%s did not answer in TLS: something there speaks plain http or another protocol; check the scheme and port in %s", host, setting)
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Sprintf("the connection to %s broke before the answer came", host)
+		return fmt.Sprintf("the connection to %s broke before the answer came; check %s, and your network and proxy settings", host, setting)
 	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
 		return fmt.Sprintf("%s cannot be reached from this network; check your network and proxy settings", host)
 	}
@@ -232,7 +254,61 @@ func describeNetErr(u string, err error) string {
 	if errors.As(err, &re) {
 		return re.Error()
 	}
-	return fmt.Sprintf("the request to %s failed (%s)", host, terminal.Sanitize(err.Error(), 200))
+	return fmt.Sprintf("the request to %s failed (%s)", host, terminal.Sanitize(plain(err), 200))
+}
+
+// plain is an error's text without the prefixes of Go's packages.
+func plain(err error) string {
+	s := err.Error()
+	for _, p := range []string{"tls: failed to verify certificate: ", "tls: ", "x509: "} {
+		s = strings.ReplaceAll(s, p, "")
+	}
+	return s
+}
+
+// proxyProblem says in a few words why the proxy could not be reached.
+func proxyProblem(err error) string {
+	var dns *net.DNSError
+	var ne net.Error
+	switch {
+	case errors.As(err, &dns):
+		return "its name was not found"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "no answer in time"
+	}
+	return plain(err)
+}
+
+// proxyAddr is the address of the proxy a proxyconnect error is about.
+func proxyAddr(op *net.OpError) string {
+	var dial *net.OpError
+	var dns *net.DNSError
+	switch {
+	case op.Addr != nil:
+		return op.Addr.String()
+	case errors.As(op.Err, &dial) && dial.Addr != nil:
+		return dial.Addr.String()
+	case errors.As(op.Err, &dns):
+		return dns.Name
+	}
+	return "(address unknown)"
+}
+
+// certNames lists the names and addresses a certificate is valid for.
+func certNames(c *x509.Certificate) string {
+	if c == nil {
+		return ""
+	}
+	names := slices.Clone(c.DNSNames)
+	for _, ip := range c.IPAddresses {
+		names = append(names, ip.String())
+	}
+	if len(names) > 5 {
+		names = append(names[:5], fmt.Sprintf("%d more", len(names)-5))
+	}
+	return strings.Join(names, ", ")
 }
 
 func certIssuer(c *x509.Certificate) string {

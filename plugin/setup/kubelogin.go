@@ -42,7 +42,7 @@ func kubeloginFlags() map[string]kubeloginFlag {
 		"certificate-authority":          {true, same("certificate-authority"), ""},
 		"insecure-skip-tls-verify":       {false, func(string) []string { return []string{"--insecure-skip-tls-verify"} }, ""},
 		"oidc-use-access-token":          {false, func(string) []string { return nil }, ""},
-		"certificate-authority-data":     {true, nil, "give the CA as a file with --certificate-authority"},
+		"certificate-authority-data":     {true, same("certificate-authority-data"), ""},
 		"token-cache-dir":                {true, nil, "sessions are kept in this plugin's own cache"},
 		"token-cache-storage":            {true, same("token-cache"), ""},
 		"grant-type":                     {true, nil, "this plugin signs people in with the device flow; for CI, see its --grant-type=client-credentials"},
