@@ -92,6 +92,7 @@ type values struct {
 	qr            string
 	openBrowser   bool
 	user, ctx     string
+	cluster       string
 	kubeconfig    string
 	command       string
 	clusterInfo   bool
@@ -470,7 +471,8 @@ Adds (or updates) a kubeconfig user that runs this plugin, with kubectl
 config set-credentials: apiVersion client.authentication.k8s.io/v1,
 interactiveMode Never (a device login needs no keyboard), the get-token
 arguments you give here, and an installHint. --context points a context at
-it. --dry-run only prints what would be done.
+it (--cluster names the cluster of a new one). --dry-run only prints what
+would be done.
 
 --from-kubelogin converts users that run 'kubectl oidc-login get-token'
 (int128/kubelogin) and reports the flags that do not carry over.
@@ -483,7 +485,8 @@ Example:
 func setupFlags(fs *pflag.FlagSet, v *values) {
 	identityFlags(fs, &v.o)
 	fs.StringVar(&v.user, "user", "device-login", "name of the kubeconfig user entry to write")
-	fs.StringVar(&v.ctx, "context", "", "point this kubeconfig context at the user (created if missing)")
+	fs.StringVar(&v.ctx, "context", "", "point this kubeconfig context at the user (a new context needs --cluster)")
+	fs.StringVar(&v.cluster, "cluster", "", "cluster of the --context (needed when the context does not exist yet)")
 	fs.StringVar(&v.kubeconfig, "kubeconfig", "", "kubeconfig file to change (default: the one kubectl uses)")
 	fs.StringVar(&v.command, "command", "kubectl-device_login", "command kubectl runs (a name on PATH, or a full path)")
 	fs.BoolVar(&v.clusterInfo, "provide-cluster-info", false, "let each cluster's client.authentication.k8s.io/exec extension give issuerURL, clientID and scopes")
@@ -527,7 +530,7 @@ func runSetup(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) error {
 		return fmt.Errorf("--from-kubelogin takes its settings from the kubelogin entries; leave out the other flags")
 	}
 	return setup.Setup(ctx, setup.Options{
-		Login: v.o, Args: args, User: v.user, Context: v.ctx, Kubeconfig: v.kubeconfig,
+		Login: v.o, Args: args, User: v.user, Context: v.ctx, Cluster: v.cluster, Kubeconfig: v.kubeconfig,
 		Command: v.command, ProvideClusterInfo: v.clusterInfo, DryRun: v.dryRun,
 		FromKubelogin: v.fromKubelogin, Stdout: e.stdout, Stderr: e.stderr,
 	})

@@ -4,28 +4,28 @@ package setup
 
 import (
 	"bytes"
-
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/devicelogin/kubectl-device-login/cache"
-	"github.com/devicelogin/kubectl-device-login/plugin"
-	"github.com/devicelogin/kubectl-device-login/plugin/provider"
-	"github.com/devicelogin/kubectl-device-login/plugin/terminal"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
+	"slices"
 	"strings"
+
+	"github.com/devicelogin/kubectl-device-login/plugin"
+	"github.com/devicelogin/kubectl-device-login/plugin/terminal"
 )
 
-// InstallHint is what kubectl shows when the plugin binary is missing.
-const InstallHint = "kubectl-device-login signs you in to this cluster with a device login. " +
-	"Install it with 'kubectl krew install device-login' (or from https://github.com/devicelogin/kubectl-device-login) " +
-	"so that kubectl-device_login is on your PATH."
+// InstallHint is what kubectl shows when the plugin binary is missing. It
+// names the routes that work today: krew from the release's manifest
+// (the plugin is not in krew's index) and go install.
+const InstallHint = `kubectl-device_login signs you in to this cluster. Install it with krew:
+  kubectl krew install --manifest-url=https://github.com/devicelogin/kubectl-device-login/releases/latest/download/device-login.yaml
+or with Go:
+  go install github.com/devicelogin/kubectl-device-login/cmd/kubectl-device_login@latest
+`
 
 // Options configure Setup.
 type Options struct {
@@ -36,8 +36,11 @@ type Options struct {
 	Args []string
 	// User is the kubeconfig user entry to write (default "device-login").
 	User string
-	// Context, when set, is pointed at User (created when missing).
+	// Context, when set, is pointed at User. A context that does not
+	// exist yet is created only when Cluster names its cluster.
 	Context string
+	// Cluster, when set, is the cluster Context uses; it must exist.
+	Cluster string
 	// Kubeconfig is the file to edit; empty means the one kubectl uses
 	// ($KUBECONFIG or ~/.kube/config).
 	Kubeconfig string
@@ -74,14 +77,42 @@ func (so *Options) defaults() {
 	}
 }
 
+// entry is one user entry to write: its name, the exec arguments, and the
+// client secret to keep in the exec block's env (empty: none).
+type entry struct {
+	name   string
+	args   []string
+	secret plugin.Secret
+}
+
 // Setup writes a kubeconfig user entry that runs the plugin, through
 // `kubectl config set-credentials` (so kubectl decides which file and how
-// it is written), then adds the installHint that set-credentials cannot
-// set, and optionally points a context at the user.
+// it is written), then sets what set-credentials cannot carry (the
+// installHint, and a client secret in env rather than on kubectl's
+// command line), optionally points a context at the user, and reads it
+// all back. A step that fails undoes the others.
 func Setup(ctx context.Context, so Options) error {
 	so.defaults()
+	for _, f := range []struct{ flag, v string }{
+		{"--user", so.User}, {"--context", so.Context}, {"--cluster", so.Cluster},
+		{"--command", so.Command}, {"--kubeconfig", so.Kubeconfig},
+	} {
+		if !plainText(f.v) {
+			return fmt.Errorf("%s %s holds control or invisible characters; give it as plain text", f.flag, show(f.v))
+		}
+	}
 	if so.FromKubelogin {
+		if so.Context != "" || so.Cluster != "" {
+			return errors.New("--from-kubelogin keeps the contexts as they are; leave out --context and --cluster")
+		}
 		return setupFromKubelogin(ctx, so)
+	}
+	if so.Cluster != "" && so.Context == "" {
+		return errors.New("--cluster names the cluster of --context; give --context too")
+	}
+	e, err := so.entry()
+	if err != nil {
+		return err
 	}
 	o := so.Login
 	if so.ProvideClusterInfo && o.IssuerURL == "" {
@@ -91,13 +122,42 @@ func Setup(ctx context.Context, so Options) error {
 	if err != nil {
 		return err
 	}
-	if o.ClientSecret != "" {
-		fmt.Fprintln(so.Stderr, "Note: the client secret is stored in the kubeconfig in plain text; public clients need none.")
+	view, err := so.view(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := so.contextCommand(view, e.name); err != nil {
+		return err
+	}
+	if e.secret == "" && s.ClientSecret != "" && so.Login.ClientSecretFile == "" {
+		fmt.Fprintf(so.Stderr, "Note: the client secret in $%s is not stored; kubectl passes its environment on to the plugin, so set it wherever kubectl runs.\n", plugin.ClientSecretEnv)
+	}
+	if e.secret != "" {
+		fmt.Fprintf(so.Stderr, "Note: the client secret is stored in the kubeconfig in plain text (in the exec environment %s, not in the arguments); public clients need none, and --client-secret-file keeps it in a file of its own.\n", plugin.ClientSecretEnv)
 	}
 	if !so.ProvideClusterInfo || so.Login.IssuerURL != "" {
 		checkProvider(ctx, s, so.Stderr)
 	}
-	return so.writeUser(ctx, so.User, append([]string{"get-token"}, so.Args...), nil)
+	return so.write(ctx, view, []entry{e})
+}
+
+// entry is the user entry of a plain setup: the get-token flags, with a
+// client secret given by flag moved out of them.
+func (so *Options) entry() (entry, error) {
+	e := entry{name: so.User, args: []string{"get-token"}, secret: plugin.Secret(so.Login.ClientSecret)}
+	for _, a := range so.Args {
+		if strings.HasPrefix(a, "--client-secret=") {
+			continue
+		}
+		if !plainText(a) {
+			return e, fmt.Errorf("the flag %s holds control or invisible characters; give it as plain text", show(a))
+		}
+		e.args = append(e.args, a)
+	}
+	if !plainText(string(e.secret)) {
+		return e, errors.New("the client secret holds control or invisible characters")
+	}
+	return e, nil
 }
 
 // checkProvider warns when the provider cannot be used for device logins.
@@ -111,51 +171,175 @@ func checkProvider(ctx context.Context, s *plugin.Settings, w io.Writer) {
 	}
 }
 
-// writeUser runs set-credentials for user, adds the install hint, and sets
-// the context. env, when not nil, is kept as the exec environment.
-func (so *Options) writeUser(ctx context.Context, user string, args []string, env []string) error {
-	cmd := []string{"config", "set-credentials", user,
+// setCredentials is the kubectl command that writes an entry's exec block
+// but for what execEdit sets: flags first and the name after "--" (which
+// kubectl 1.27 and later accept), so that a name that looks like a flag
+// stays a name.
+func (so *Options) setCredentials(e entry) []string {
+	cmd := []string{"config", "set-credentials",
 		"--exec-api-version=" + plugin.APIVersionV1,
 		"--exec-command=" + so.Command,
-		"--exec-interactive-mode=Never",
-		"--exec-provide-cluster-info=" + strconv.FormatBool(so.ProvideClusterInfo),
 	}
-	// kubectl reads these flags as CSV: quote values with commas or quotes.
-	for _, a := range args {
+	// kubectl reads --exec-arg as CSV (--exec-env is a plain list).
+	for _, a := range e.args {
 		cmd = append(cmd, "--exec-arg="+csvField(a))
 	}
-	for _, e := range env {
-		cmd = append(cmd, "--exec-env="+csvField(e))
+	return append(cmd, "--", e.name)
+}
+
+// contextCommand is the kubectl command that points so.Context at user,
+// or nil without --context. It refuses to leave a context without a
+// cluster: kubectl would then send requests to localhost:8080.
+func (so *Options) contextCommand(view *kubeconfigJSON, user string) ([]string, error) {
+	if so.Context == "" {
+		return nil, nil
 	}
+	cur := view.context(so.Context)
+	switch {
+	case so.Cluster != "" && !view.hasCluster(so.Cluster):
+		return nil, fmt.Errorf("there is no cluster %s in %s (%s); add it with kubectl config set-cluster first", show(so.Cluster), so.describeKubeconfig(), view.clusterList())
+	case so.Cluster == "" && cur == nil:
+		return nil, fmt.Errorf("there is no context %s in %s: name the cluster it should use with --cluster (%s), or leave out --context", show(so.Context), so.describeKubeconfig(), view.clusterList())
+	case so.Cluster == "" && cur.Context.Cluster == "":
+		return nil, fmt.Errorf("the context %s in %s names no cluster: give it one with --cluster (%s)", show(so.Context), so.describeKubeconfig(), view.clusterList())
+	}
+	cmd := []string{"config", "set-context", "--user=" + user}
+	if so.Cluster != "" {
+		cmd = append(cmd, "--cluster="+so.Cluster)
+	}
+	return append(cmd, "--", so.Context), nil
+}
+
+// write writes entries (and the context), or with DryRun prints the plan.
+// view is the kubeconfig as it was before.
+func (so *Options) write(ctx context.Context, view *kubeconfigJSON, entries []entry) error {
 	var ctxCmd []string
-	if so.Context != "" {
-		ctxCmd = []string{"config", "set-context", so.Context, "--user=" + user}
+	if len(entries) == 1 {
+		var err error
+		if ctxCmd, err = so.contextCommand(view, entries[0].name); err != nil {
+			return err
+		}
 	}
 	if so.DryRun {
-		fmt.Fprintf(so.Stdout, "# would run:\n%s\n", plugin.ShellJoin(so.kubectlArgs(cmd)))
-		fmt.Fprintf(so.Stdout, "# then add to users[%s].user.exec in the kubeconfig:\n#   installHint: %s\n", user, strconv.Quote(InstallHint))
-		if ctxCmd != nil {
-			fmt.Fprintf(so.Stdout, "%s\n", plugin.ShellJoin(so.kubectlArgs(ctxCmd)))
-		}
+		so.printPlan(entries, ctxCmd)
 		return nil
 	}
-	if _, err := so.kubectl(ctx, cmd...); err != nil {
-		return err
+	files := so.kubeconfigFiles()
+	saved := snapshot(files)
+	err := so.apply(ctx, view, entries, ctxCmd)
+	if err != nil {
+		if rerr := saved.restore(); rerr != nil {
+			return fmt.Errorf("%v; restoring the kubeconfig failed too (%v): check %s", err, rerr, so.describeKubeconfig())
+		}
+		return fmt.Errorf("%v; the kubeconfig was left as it was", err)
 	}
-	if err := so.addInstallHint(ctx, user); err != nil {
-		fmt.Fprintf(so.Stderr, "Warning: could not add the installHint (%v); the user entry works without it.\n", err)
+	for _, e := range entries {
+		fmt.Fprintf(so.Stderr, "Wrote user %s to %s", show(e.name), so.describeKubeconfig())
+		if ctxCmd != nil {
+			fmt.Fprintf(so.Stderr, " and pointed context %s at it", show(so.Context))
+		}
+		fmt.Fprintln(so.Stderr, ".")
+	}
+	return nil
+}
+
+// apply runs each step and then reads the result back through kubectl,
+// which is the judge of what the kubeconfig says.
+func (so *Options) apply(ctx context.Context, before *kubeconfigJSON, entries []entry, ctxCmd []string) error {
+	for _, e := range entries {
+		if _, err := so.kubectl(ctx, so.setCredentials(e)...); err != nil {
+			return err
+		}
+		if err := so.editExec(e.name, so.execEdit(e)); err != nil {
+			return fmt.Errorf("cannot finish the user entry %s: %v", show(e.name), err)
+		}
 	}
 	if ctxCmd != nil {
 		if _, err := so.kubectl(ctx, ctxCmd...); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintf(so.Stderr, "Wrote user %q to %s", user, so.describeKubeconfig())
-	if so.Context != "" {
-		fmt.Fprintf(so.Stderr, " and pointed context %q at it", so.Context)
+	after, err := so.view(ctx)
+	if err != nil {
+		return err
 	}
-	fmt.Fprintln(so.Stderr, ".")
+	for _, e := range entries {
+		if err := so.check(after, before, e); err != nil {
+			return err
+		}
+	}
+	if ctxCmd != nil {
+		c := after.context(so.Context)
+		switch {
+		case c == nil || c.Context.User != entries[0].name:
+			return fmt.Errorf("kubectl config set-context did not point context %s at user %s", show(so.Context), show(entries[0].name))
+		case c.Context.Cluster == "" || so.Cluster != "" && c.Context.Cluster != so.Cluster:
+			return fmt.Errorf("kubectl config set-context left context %s without the cluster it should use", show(so.Context))
+		}
+	}
 	return nil
+}
+
+// execEdit is what setup sets in e's exec block itself.
+func (so *Options) execEdit(e entry) execEdit {
+	return execEdit{installHint: InstallHint, interactiveMode: "Never", provideClusterInfo: so.ProvideClusterInfo, secret: string(e.secret)}
+}
+
+// check compares the user entry kubectl reads back with the one meant.
+func (so *Options) check(after, before *kubeconfigJSON, e entry) error {
+	u := after.user(e.name)
+	var x *execJSON
+	if u != nil {
+		x = u.User.Exec
+	}
+	want := wantEnv(before.user(e.name), e.secret)
+	var problem string
+	switch {
+	case x == nil:
+		problem = "has no exec block"
+	case x.Command != so.Command || x.APIVersion != plugin.APIVersionV1 || x.InteractiveMode != "Never" || x.ProvideClusterInfo != so.ProvideClusterInfo:
+		problem = "does not run the plugin as it should"
+	case !slices.Equal(x.Args, e.args):
+		problem = "does not hold the arguments it should"
+	case x.InstallHint != InstallHint:
+		problem = "lacks the installHint"
+	case !slices.Equal(x.Env, want):
+		problem = "does not hold the environment it should"
+	}
+	if problem != "" {
+		return fmt.Errorf("after writing, the user entry %s %s (as kubectl config view reads it)", show(e.name), problem)
+	}
+	return nil
+}
+
+// wantEnv is the environment an entry must end up with: what it had,
+// without an older client secret, plus the new one.
+func wantEnv(u *userJSON, secret plugin.Secret) []envJSON {
+	var out []envJSON
+	if u != nil && u.User.Exec != nil {
+		for _, v := range u.User.Exec.Env {
+			if v.Name != plugin.ClientSecretEnv {
+				out = append(out, v)
+			}
+		}
+	}
+	if secret != "" {
+		out = append(out, envJSON{Name: plugin.ClientSecretEnv, Value: string(secret)})
+	}
+	return out
+}
+
+// editExec finds the file that holds user (the first of the kubeconfig
+// files, as kubectl decides) and edits its exec block there.
+func (so *Options) editExec(user string, e execEdit) error {
+	for _, path := range so.kubeconfigFiles() {
+		err := editFile(path, user, e)
+		if errors.Is(err, errNoUser) || errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		return err
+	}
+	return errors.New("kubectl config set-credentials did not write it")
 }
 
 func (so *Options) kubectlArgs(args []string) []string {
@@ -183,9 +367,18 @@ func (so *Options) kubectl(ctx context.Context, args ...string) ([]byte, error) 
 	return stdout.Bytes(), nil
 }
 
+// view reads the kubeconfig as kubectl sees it.
+func (so *Options) view(ctx context.Context) (*kubeconfigJSON, error) {
+	out, err := so.kubectl(ctx, "config", "view", "--raw", "-o", "json")
+	if err != nil {
+		return nil, err
+	}
+	return parseKubeconfigJSON(out)
+}
+
 func (so *Options) describeKubeconfig() string {
 	if so.Kubeconfig != "" {
-		return so.Kubeconfig
+		return terminal.Sanitize(so.Kubeconfig, 200)
 	}
 	if env := os.Getenv("KUBECONFIG"); env != "" {
 		return "the kubeconfig in $KUBECONFIG"
@@ -193,13 +386,19 @@ func (so *Options) describeKubeconfig() string {
 	return "~/.kube/config"
 }
 
-// kubeconfigFiles are the files kubectl may have written to.
+// kubeconfigFiles are the files kubectl may write to, in its order.
 func (so *Options) kubeconfigFiles() []string {
 	if so.Kubeconfig != "" {
 		return []string{so.Kubeconfig}
 	}
 	if env := os.Getenv("KUBECONFIG"); env != "" {
-		return filepath.SplitList(env)
+		var out []string
+		for _, f := range filepath.SplitList(env) {
+			if f != "" {
+				out = append(out, f)
+			}
+		}
+		return out
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
@@ -208,159 +407,39 @@ func (so *Options) kubeconfigFiles() []string {
 	return []string{filepath.Join(home, ".kube", "config")}
 }
 
-// addInstallHint edits the YAML that kubectl just wrote: within the exec
-// block of user it sets installHint, then checks with kubectl that the
-// file still parses and says what was meant, restoring it otherwise.
-func (so *Options) addInstallHint(ctx context.Context, user string) error {
-	for _, path := range so.kubeconfigFiles() {
-		old, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		edited, ok := insertInstallHint(old, user, InstallHint)
-		if !ok {
-			continue
-		}
-		st, err := os.Stat(path)
-		if err != nil {
-			return err
-		}
-		if err := cache.WriteFileAtomic(path, edited, st.Mode().Perm()); err != nil {
-			return err
-		}
-		if hint, err := so.userInstallHint(ctx, user); err != nil || hint != InstallHint {
-			if werr := cache.WriteFileAtomic(path, old, st.Mode().Perm()); werr != nil {
-				return fmt.Errorf("the edit did not read back and %s could not be restored: %v", path, werr)
-			}
-			return fmt.Errorf("the edit did not read back as expected (%v), so %s was restored", err, path)
-		}
-		return nil
-	}
-	return errors.New("the user entry was not found in the kubeconfig files")
-}
-
-// userInstallHint reads back the user's installHint through kubectl.
-func (so *Options) userInstallHint(ctx context.Context, user string) (string, error) {
-	out, err := so.kubectl(ctx, "config", "view", "--raw", "-o", "json")
-	if err != nil {
-		return "", err
-	}
-	cfg, err := parseKubeconfigJSON(out)
-	if err != nil {
-		return "", err
-	}
-	for _, u := range cfg.Users {
-		if u.Name == user && u.User.Exec != nil {
-			return u.User.Exec.InstallHint, nil
-		}
-	}
-	return "", fmt.Errorf("user %q not found", user)
-}
-
-// insertInstallHint adds or replaces installHint in the exec block of user
-// in a kubeconfig as kubectl writes it (two-space indentation, keys in
-// alphabetical order). It reports false when the block is not found.
-func insertInstallHint(data []byte, user, hint string) ([]byte, bool) {
-	// Compiled here, not at package level: every get-token would pay for
-	// them at start-up.
-	yamlNameRE := regexp.MustCompile(`^- name: (.*)$`)
-	yamlKeyRE := regexp.MustCompile(`^( *)([A-Za-z]+):`)
-	lines := strings.Split(string(data), "\n")
-	quoted, _ := json.Marshal(hint) // a JSON string is a YAML double-quoted scalar
-	inUsers := false
-	for i := 0; i < len(lines); i++ {
-		line := lines[i]
-		if !strings.HasPrefix(line, " ") && !strings.HasPrefix(line, "- ") && line != "" {
-			inUsers = line == "users:"
-			continue
-		}
-		m := yamlNameRE.FindStringSubmatch(line)
-		if !inUsers || m == nil || unquoteYAML(m[1]) != user {
-			continue
-		}
-		// Find "  user:" then "    exec:" inside this list item.
-		j := i + 1
-		for ; j < len(lines) && strings.HasPrefix(lines[j], "  "); j++ {
-			if lines[j] == "    exec:" {
-				break
-			}
-		}
-		if j >= len(lines) || lines[j] != "    exec:" {
-			return nil, false
-		}
-		start := j + 1
-		end := start
-		for end < len(lines) && strings.HasPrefix(lines[end], "      ") {
-			end++
-		}
-		var block []string
-		placed := false
-		for k := start; k < end; k++ {
-			km := yamlKeyRE.FindStringSubmatch(lines[k])
-			if km != nil && len(km[1]) == 6 {
-				if km[2] == "installHint" {
-					// Drop the old value and its continuation lines.
-					for k+1 < end && strings.HasPrefix(lines[k+1], "        ") {
-						k++
-					}
-					continue
-				}
-				if !placed && km[2] > "installHint" {
-					block = append(block, "      installHint: "+string(quoted))
-					placed = true
-				}
-			}
-			block = append(block, lines[k])
-		}
-		if !placed {
-			block = append(block, "      installHint: "+string(quoted))
-		}
-		out := append(append(append([]string{}, lines[:start]...), block...), lines[end:]...)
-		return []byte(strings.Join(out, "\n")), true
-	}
-	return nil, false
-}
-
-func unquoteYAML(s string) string {
-	if len(s) >= 2 && (s[0] == '"' && s[len(s)-1] == '"') {
-		if u, err := strconv.Unquote(s); err == nil {
-			return u
-		}
-	}
-	if len(s) >= 2 && s[0] == '\'' && s[len(s)-1] == '\'' {
-		return strings.ReplaceAll(s[1:len(s)-1], "''", "'")
-	}
-	return s
-}
-
-// kubeconfigJSON is the part of `kubectl config view -o json` Setup reads.
-type kubeconfigJSON struct {
-	Users []struct {
-		Name string `json:"name"`
-		User struct {
-			Exec *struct {
-				Command     string   `json:"command"`
-				Args        []string `json:"args"`
-				Env         []struct{ Name, Value string }
-				InstallHint string `json:"installHint"`
-			} `json:"exec"`
-		} `json:"user"`
-	} `json:"users"`
-}
-
-func parseKubeconfigJSON(b []byte) (*kubeconfigJSON, error) {
-	var cfg kubeconfigJSON
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return nil, fmt.Errorf("kubectl config view printed something that is not JSON: %s", provider.JSONProblem(err))
-	}
-	return &cfg, nil
-}
-
 // csvField quotes s as one CSV field when it holds a comma, a quote or a
-// line break, as kubectl's list flags expect.
+// line break, or is empty, as kubectl's --exec-arg expects.
 func csvField(s string) string {
-	if !strings.ContainsAny(s, ",\"\r\n") {
+	if s != "" && !strings.ContainsAny(s, ",\"\r\n") {
 		return s
 	}
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+// printPlan prints what write would do as a shell script: commands with
+// every word quoted, and comments of one line each whose words from a
+// kubeconfig are quoted too, so that the plan piped to sh runs the
+// kubectl commands and nothing else. It never shows a client secret.
+func (so *Options) printPlan(entries []entry, ctxCmd []string) {
+	comment := func(format string, a ...any) {
+		fmt.Fprintf(so.Stdout, "# %s\n", terminal.Sanitize(fmt.Sprintf(format, a...), 4000))
+	}
+	for _, e := range entries {
+		comment("user %s: would run", plugin.ShellQuote(e.name))
+		fmt.Fprintln(so.Stdout, plugin.ShellJoin(so.kubectlArgs(so.setCredentials(e))))
+		x := so.execEdit(e)
+		comment("then set in users[%s].user.exec of the kubeconfig:", plugin.ShellQuote(e.name))
+		comment("  interactiveMode: %s", x.interactiveMode)
+		comment("  provideClusterInfo: %t", x.provideClusterInfo)
+		comment("  installHint: |")
+		for _, line := range strings.Split(strings.TrimSpace(x.installHint), "\n") {
+			comment("    %s", line)
+		}
+		if x.secret != "" {
+			comment("  env: %s=(hidden)", plugin.ClientSecretEnv)
+		}
+	}
+	if ctxCmd != nil {
+		fmt.Fprintln(so.Stdout, plugin.ShellJoin(so.kubectlArgs(ctxCmd)))
+	}
 }
