@@ -17,10 +17,10 @@ import (
 	gokeyring "github.com/zalando/go-keyring"
 )
 
-// DefaultKeyringTimeout bounds each keyring operation: long enough for a
+// defaultKeyringTimeout bounds each keyring operation: long enough for a
 // person to answer an unlock dialog, short enough that a keyring that never
 // answers does not hang kubectl for good.
-const DefaultKeyringTimeout = 30 * time.Second
+const defaultKeyringTimeout = 30 * time.Second
 
 // minChunk is the smallest item size a Keyring uses; it bounds the number
 // of parts a head item may announce.
@@ -29,9 +29,9 @@ const minChunk = 1024
 // keyringFormat starts the head item of every session in the keyring.
 const keyringFormat = "kubectl-device-login/keyring/v1"
 
-// RecordFormat is the "format" field of the index records a Keyring keeps
+// recordFormat is the "format" field of the index records a Keyring keeps
 // on disk.
-const RecordFormat = "kubectl-device-login/keyring-record/v1"
+const recordFormat = "kubectl-device-login/keyring-record/v1"
 
 // recordExt ends the file name of an index record, DIR/ID.keyring.
 const recordExt = ".keyring"
@@ -63,7 +63,7 @@ type keyring struct {
 	// note, if set, is told about keyring problems (for -v).
 	note func(format string, args ...any)
 	// timeout bounds each keyring operation (default
-	// DefaultKeyringTimeout).
+	// defaultKeyringTimeout).
 	timeout time.Duration
 	// ctx, if set, ends a wait for the keyring early (Ctrl-C).
 	ctx context.Context
@@ -369,7 +369,7 @@ func (k *keyring) do(op func() (string, error)) (string, error) {
 	}()
 	timeout := k.timeout
 	if timeout <= 0 {
-		timeout = DefaultKeyringTimeout
+		timeout = defaultKeyringTimeout
 	}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
@@ -420,7 +420,7 @@ func (k *keyring) notef(format string, args ...any) {
 // writeRecord writes the token-free index record of e.
 func (k *keyring) writeRecord(e *Entry) error {
 	id := e.Key.ID()
-	data, err := json.MarshalIndent(recordFile{RecordFormat, KeyringRecord{
+	data, err := json.MarshalIndent(recordFile{recordFormat, KeyringRecord{
 		Key: e.Key, Service: k.service(), Account: id,
 		Expiry: e.Expiry, IDTokenExpiry: e.IDTokenExpiry, IssuedAt: e.IssuedAt,
 		Refreshable: e.RefreshToken != "",
@@ -446,8 +446,8 @@ func (k *keyring) readRecord(id string) (*KeyringRecord, error) {
 	switch {
 	case json.Unmarshal(data, &r) != nil:
 		return nil, &BadFileError{path, "it is not valid JSON (a damaged or foreign file)"}
-	case r.Format != RecordFormat:
-		return nil, &BadFileError{path, fmt.Sprintf("it has format %q, not %q", truncate(r.Format, 60), RecordFormat)}
+	case r.Format != recordFormat:
+		return nil, &BadFileError{path, fmt.Sprintf("it has format %q, not %q", truncate(r.Format, 60), recordFormat)}
 	case r.Key.ID() != id:
 		return nil, &BadFileError{path, "it belongs to another login (its key does not match its name)"}
 	}

@@ -41,7 +41,7 @@ type Sessions struct {
 	// Context, if set, ends a wait for the keyring early (Ctrl-C).
 	Context context.Context
 	// KeyringTimeout bounds each keyring operation (default
-	// DefaultKeyringTimeout).
+	// defaultKeyringTimeout).
 	KeyringTimeout time.Duration
 	// Warn, if set, is told about problems a person should see: a file
 	// that is ignored, a session saved on disk because the keyring could
@@ -131,7 +131,7 @@ func (s *Sessions) Current(k Key) (*Entry, error) {
 	}
 	id := k.ID()
 	d := s.disk()
-	if recovered, err := d.Recover(id); recovered {
+	if recovered, err := d.recover(id); recovered {
 		s.notef("recovered the session a killed process had saved but not yet put in place")
 	} else if err != nil {
 		s.warnf("%v", err)
@@ -182,7 +182,7 @@ func found(e *Entry) (*Entry, error) {
 type Pending struct {
 	s   *Sessions
 	id  string
-	res *Reservation // nil with Nowhere
+	res *reservation // nil with Nowhere
 }
 
 // Prepare takes the room for a new session of the session with this ID;
@@ -193,7 +193,7 @@ func (s *Sessions) Prepare(id string, size int) (*Pending, error) {
 	if s.Storage == Nowhere {
 		return p, nil
 	}
-	res, err := s.disk().Reserve(id, size)
+	res, err := s.disk().reserve(id, size)
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +222,7 @@ func (p *Pending) Commit(e *Entry) error {
 		kerr := kr.put(e)
 		if kerr == nil {
 			p.res.Cancel()
-			if err := s.disk().Delete(p.id); err != nil {
+			if err := s.disk().remove(p.id); err != nil {
 				s.warnf("%v", err)
 			}
 			return nil
@@ -360,7 +360,7 @@ func (s *Sessions) Copies(id string) ([]Copy, error) {
 // keyring holds the session but cannot be used.
 func (s *Sessions) Remove(id string) error {
 	d := s.disk()
-	errs := []error{d.Delete(id)}
+	errs := []error{d.remove(id)}
 	for _, p := range d.temps(id) {
 		errs = append(errs, removeFile(p))
 	}
@@ -424,7 +424,7 @@ func (s *Sessions) IDs() ([]string, error) {
 // the keyring (through its index record), with what logout would end. It
 // reads the keyring only for sessions that have an index record.
 func (s *Sessions) List() ([]Listed, error) {
-	if err := s.disk().CheckDir(); err != nil {
+	if err := s.disk().checkExisting(); err != nil {
 		return nil, err
 	}
 	ids, err := s.IDs()

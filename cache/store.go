@@ -30,7 +30,7 @@ func (s Store) tempPrefix(id string) string { return ".tmp-" + id + "-" }
 // a *BadFileError when the file is unsafe, corrupt, or belongs to another
 // key or format, and another error when the directory itself is unsafe.
 func (s Store) Load(k Key) (*Entry, error) {
-	if err := s.CheckDir(); err != nil {
+	if err := s.checkExisting(); err != nil {
 		return nil, err
 	}
 	k = k.Normalize()
@@ -62,18 +62,18 @@ func (s Store) LoadFile(path string) (*Entry, error) {
 // session of ordinary tokens needs.
 const minReservation = 16 << 10
 
-// Reservation is room taken in the cache directory for a session before
+// reservation is room taken in the cache directory for a session before
 // its refresh token is spent: a synced temporary file as large as the
 // new session will be, which Commit overwrites and renames into place.
 // When the directory is read-only or full, Reserve fails instead, while
 // the refresh token is still unspent.
-type Reservation struct {
+type reservation struct {
 	t *tempFile
 }
 
 // Reserve takes room for the session with this ID, at least twice size
 // bytes.
-func (s Store) Reserve(id string, size int) (*Reservation, error) {
+func (s Store) reserve(id string, size int) (*reservation, error) {
 	if err := s.ensureDir(); err != nil {
 		return nil, err
 	}
@@ -85,11 +85,11 @@ func (s Store) Reserve(id string, size int) (*Reservation, error) {
 		t.abort()
 		return nil, err
 	}
-	return &Reservation{t: t}, nil
+	return &reservation{t: t}, nil
 }
 
 // Commit writes e into the reserved room and renames it into place.
-func (r *Reservation) Commit(e *Entry) error {
+func (r *reservation) Commit(e *Entry) error {
 	data, err := e.encode()
 	if err != nil {
 		r.t.abort()
@@ -99,12 +99,12 @@ func (r *Reservation) Commit(e *Entry) error {
 }
 
 // Cancel gives the room back.
-func (r *Reservation) Cancel() { r.t.abort() }
+func (r *reservation) Cancel() { r.t.abort() }
 
 // Save writes e atomically: readers see the old entry or the new one,
 // never a part. The file's mode is 0600 and the directory's 0700.
 func (s Store) Save(e *Entry) error {
-	r, err := s.Reserve(e.Key.ID(), 0)
+	r, err := s.reserve(e.Key.ID(), 0)
 	if err != nil {
 		return err
 	}
@@ -123,8 +123,8 @@ func (s Store) writeFile(id, path string, data []byte) error {
 	return t.commit(data)
 }
 
-// Delete removes the entry with this ID. A missing entry is not an error.
-func (s Store) Delete(id string) error {
+// remove removes the entry with this ID. A missing entry is not an error.
+func (s Store) remove(id string) error {
 	return removeFile(s.Path(id))
 }
 
@@ -141,7 +141,7 @@ func (s Store) temps(id string) []string {
 	return found
 }
 
-// Recover deals with what a killed writer left of the session with this
+// recover deals with what a killed writer left of the session with this
 // ID. A temporary file that holds a whole session newer than the session
 // file is renamed into place: the writer was killed after spending the
 // old refresh token and before the rename, so the temporary file holds
@@ -149,7 +149,7 @@ func (s Store) temps(id string) []string {
 // never filled, a failure note or index record never renamed, a torn
 // write) is removed. The caller holds the session's lock: only the lock
 // holder writes, so no temporary file belongs to a live writer.
-func (s Store) Recover(id string) (recovered bool, err error) {
+func (s Store) recover(id string) (recovered bool, err error) {
 	temps := s.temps(id)
 	if len(temps) == 0 {
 		return false, nil
@@ -192,9 +192,9 @@ func (s Store) ensureDir() error {
 	return checkDir(s.Dir)
 }
 
-// CheckDir reports whether an existing cache directory is safe to read
+// checkExisting reports whether an existing cache directory is safe to read
 // sessions from. A missing directory is fine.
-func (s Store) CheckDir() error {
+func (s Store) checkExisting() error {
 	if _, err := os.Lstat(s.Dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

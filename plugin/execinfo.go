@@ -34,9 +34,9 @@ type ExecInfo struct {
 // bytes plus the cluster's CA data.
 const maxExecInfo = 1 << 20
 
-// ParseExecInfo reads the value of KUBERNETES_EXEC_INFO. An empty value
+// parseExecInfo reads the value of KUBERNETES_EXEC_INFO. An empty value
 // means the plugin was run by hand: it answers in v1.
-func ParseExecInfo(env string) (ExecInfo, error) {
+func parseExecInfo(env string) (ExecInfo, error) {
 	if strings.TrimSpace(env) == "" {
 		return ExecInfo{APIVersion: APIVersionV1}, nil
 	}

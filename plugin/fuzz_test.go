@@ -41,7 +41,7 @@ func FuzzParseExecInfo(f *testing.F) {
 	f.Add(`{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":true}}`)
 	f.Add(`{"apiVersion":"client.authentication.k8s.io/v1beta1","spec":{"cluster":{"server":"https://k","config":{"issuerURL":"https://i","clientID":"c","scopes":["openid"]}}}}`)
 	f.Fuzz(func(t *testing.T, env string) {
-		info, err := ParseExecInfo(env)
+		info, err := parseExecInfo(env)
 		if err != nil {
 			terminaltest.Check(t, "the error", err.Error(), false, 400)
 			return
@@ -65,7 +65,7 @@ func FuzzParseExecInfo(f *testing.F) {
 		for _, v := range append(append([]string{s.Key.ClientID}, s.Key.Scopes...), s.Key.ExtraParams...) {
 			terminaltest.Check(t, "a setting from the cluster extension", v, false, 1<<20)
 		}
-		terminaltest.Check(t, "the sign-in hint", s.LoginCommand(), false, 1<<20)
+		terminaltest.Check(t, "the sign-in hint", s.loginCommand(), false, 1<<20)
 	})
 }
 
@@ -174,7 +174,7 @@ func TestHostileSizesAreBounded(t *testing.T) {
 			}
 		},
 		"a 16 MiB KUBERNETES_EXEC_INFO": func() {
-			if _, err := ParseExecInfo(execInfo); err == nil {
+			if _, err := parseExecInfo(execInfo); err == nil {
 				t.Error("accepted")
 			}
 		},

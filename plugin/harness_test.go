@@ -98,6 +98,9 @@ func runPlugin(t testing.TB, ctx context.Context, inv invocation) result {
 
 // runBinary runs a program (the plugin, kubectl) and waits for it.
 func runBinary(t testing.TB, ctx context.Context, bin string, inv invocation) result {
+	if testing.Short() {
+		t.Skip("runs the plugin binary; skipped with -short")
+	}
 	t.Helper()
 	cmd := exec.CommandContext(ctx, bin, inv.args...)
 	cmd.Env = append(baseEnv(), inv.env...)
@@ -330,6 +333,9 @@ type proc struct {
 // spawn starts bin with args; stdin is /dev/null unless given. The
 // process is killed when ctx ends. Call it from the test's goroutine.
 func spawn(t testing.TB, ctx context.Context, bin string, args, env []string, stdin *os.File) *proc {
+	if testing.Short() {
+		t.Skip("runs the plugin binary; skipped with -short")
+	}
 	t.Helper()
 	p := &proc{done: make(chan struct{})}
 	p.cmd = exec.CommandContext(ctx, bin, args...)
@@ -392,6 +398,9 @@ func newLeakGuard(t *testing.T) *leakGuard {
 	t.Cleanup(func() {
 		g.mu.Lock()
 		defer g.mu.Unlock()
+		if t.Skipped() {
+			return
+		}
 		if len(g.captures) == 0 {
 			t.Errorf("leak guard: nothing was captured")
 		}

@@ -82,7 +82,7 @@ type ClusterConfig struct {
 // login, logout, setup) and turns them into Settings. o.ExecInfo, when
 // set, is parsed as KUBERNETES_EXEC_INFO.
 func Resolve(o Options) (*Settings, error) {
-	info, err := ParseExecInfo(o.ExecInfo)
+	info, err := parseExecInfo(o.ExecInfo)
 	if err != nil {
 		return nil, err
 	}
@@ -160,14 +160,14 @@ func ResolveCache(o Options) (*Settings, error) {
 	}
 	s.CacheDir, s.CacheDirGiven = DefaultCacheDir(), o.CacheDir != ""
 	if s.CacheDirGiven {
-		if s.CacheDir, err = ExpandHome("--cache-dir", o.CacheDir); err != nil {
+		if s.CacheDir, err = expandHome("--cache-dir", o.CacheDir); err != nil {
 			return nil, err
 		}
 	}
 	s.CacheDir = filepath.Clean(s.CacheDir)
 	s.TLS = provider.TLS{Insecure: o.InsecureSkipTLSVerify, ReadFile: readCAFile}
 	for _, f := range o.CertificateAuthorities {
-		p, err := ExpandHome("--certificate-authority", f)
+		p, err := expandHome("--certificate-authority", f)
 		if err != nil {
 			return nil, err
 		}
@@ -293,7 +293,7 @@ func clientSecret(o Options) (Secret, error) {
 		return "", errors.New("give the client secret one way: --client-secret or --client-secret-file, not both")
 	}
 	if o.ClientSecretFile != "" {
-		path, err := ExpandHome("--client-secret-file", o.ClientSecretFile)
+		path, err := expandHome("--client-secret-file", o.ClientSecretFile)
 		if err != nil {
 			return "", err
 		}
@@ -354,9 +354,9 @@ func printable(flag, v string) error {
 	return nil
 }
 
-// ExpandHome expands a leading ~ (or ~/) in a path to the home
+// expandHome expands a leading ~ (or ~/) in a path to the home
 // directory, as a shell would: kubectl runs exec plugins without one.
-func ExpandHome(flag, path string) (string, error) {
+func expandHome(flag, path string) (string, error) {
 	if path != "~" && !strings.HasPrefix(path, "~/") && !strings.HasPrefix(path, `~\`) {
 		return path, nil
 	}
@@ -412,10 +412,10 @@ func (s *Settings) Sessions(ctx context.Context, t *terminal.Terminal) *cache.Se
 	}
 }
 
-// LoginCommand is the command a person can run in a terminal to sign in
+// loginCommand is the command a person can run in a terminal to sign in
 // with these settings, quoted for a shell. It never includes the client
 // secret.
-func (s *Settings) LoginCommand() string {
+func (s *Settings) loginCommand() string {
 	args := []string{"kubectl", "device-login", "login", "--issuer-url=" + s.Key.Issuer, "--client-id=" + s.Key.ClientID}
 	if !slices.Equal(s.Key.Scopes, cache.Key{Scopes: DefaultScopes}.Normalize().Scopes) {
 		for _, sc := range s.Key.Scopes {
@@ -451,7 +451,7 @@ func (s *Settings) signInHint() string {
 	if s.TokenCache == cache.Nowhere {
 		return "--token-cache=none keeps no session between runs, so run kubectl in a terminal, or choose --token-cache=disk or keyring and sign in ahead with kubectl device-login login"
 	}
-	return "sign in with: " + s.LoginCommand()
+	return "sign in with: " + s.loginCommand()
 }
 
 // ShellJoin quotes each argument for a POSIX shell where needed and joins

@@ -55,6 +55,9 @@ type Keyring struct {
 // directory, unlocks a new login keyring, and stops both when the test
 // ends. It fails the test with Install when a program is missing.
 func Start(t testing.TB) *Keyring {
+	if testing.Short() {
+		t.Skip("starts dbus-daemon and gnome-keyring-daemon; skipped with -short")
+	}
 	t.Helper()
 	var missing []string
 	for _, p := range []string{"dbus-daemon", "gnome-keyring-daemon", "secret-tool"} {

@@ -28,6 +28,9 @@ func TestMain(m *testing.M) {
 const scriptClientSecret = "script-secret-5d0c2b9e"
 
 func TestScripts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary against a provider and the real kubectl; skipped with -short")
+	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",

@@ -2,7 +2,7 @@
 // kubectl-device-login: discovery, the device authorization grant (RFC
 // 8628) with its polling, refresh, client credentials and revocation
 // (RFC 7009), all over one *http.Client. Its errors are typed
-// (*OAuthError, *HTTPError, *NetError, *BadAnswerError) and never quote a
+// (*OAuthError, *httpError, *netError, *badAnswerError) and never quote a
 // response body, which may hold tokens.
 package provider
 
@@ -223,14 +223,14 @@ func CheckURL(what, raw string) error {
 	if u.Fragment != "" {
 		return fmt.Errorf("%s %q must not have a fragment", what, terminal.Sanitize(raw, 200))
 	}
-	if u.Scheme == "http" && !IsLoopback(u.Hostname()) {
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
 		return fmt.Errorf("%s %q uses plain http; tokens may only travel over https (http is allowed on loopback addresses only)", what, terminal.Sanitize(raw, 200))
 	}
 	return nil
 }
 
-// IsLoopback tells whether host is localhost or a loopback address.
-func IsLoopback(host string) bool {
+// isLoopback tells whether host is localhost or a loopback address.
+func isLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
@@ -275,7 +275,7 @@ func (c *Client) authStyle(ctx context.Context) oauth2.AuthStyle {
 	case AuthBasic:
 		return oauth2.AuthStyleInHeader
 	}
-	if d, err := c.Discover(ctx); err == nil && len(d.TokenEndpointAuthMethods) > 0 {
+	if d, err := c.discover(ctx); err == nil && len(d.TokenEndpointAuthMethods) > 0 {
 		basic, post := false, false
 		for _, m := range d.TokenEndpointAuthMethods {
 			basic = basic || m == "client_secret_basic"

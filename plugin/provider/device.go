@@ -66,7 +66,7 @@ func (c *Client) StartDeviceLogin(ctx context.Context) (*DeviceLogin, error) {
 	}
 	style := c.authStyle(ctx)
 	d, err := c.startDeviceLogin(ctx, ep, style, c.PKCE == PKCEAlways)
-	if err != nil && (c.PKCE == PKCEAuto || c.PKCE == "") && RequiresPKCE(err) {
+	if err != nil && (c.PKCE == PKCEAuto || c.PKCE == "") && requiresPKCE(err) {
 		c.logf("the provider requires PKCE for this client; asking again with a PKCE challenge")
 		d, err = c.startDeviceLogin(ctx, ep, style, true)
 	}
@@ -78,7 +78,7 @@ func (c *Client) StartDeviceLogin(ctx context.Context) (*DeviceLogin, error) {
 	case ctx.Err() != nil:
 		// Interrupted: not an HTTP client timeout, which says where.
 		return nil, ctx.Err()
-	case c.PKCE == PKCENever && RequiresPKCE(err):
+	case c.PKCE == PKCENever && requiresPKCE(err):
 		return nil, fmt.Errorf("the provider refused to start a device login: %w; it requires PKCE for this client, so leave out --pkce=never", err)
 	case ClientAuthRejected(err):
 		return nil, fmt.Errorf("the provider refused to start a device login: %w; %s", err, c.authAdvice(style))
@@ -128,12 +128,12 @@ func (c *Client) startDeviceLogin(ctx context.Context, ep Endpoints, style oauth
 	return d, nil
 }
 
-// RequiresPKCE tells whether err is a refusal that asks for PKCE: an
+// requiresPKCE tells whether err is a refusal that asks for PKCE: an
 // invalid_request whose description names the code challenge or PKCE, as
 // RFC 7636 §4.4.1 suggests ("code challenge required") and as Keycloak
 // answers a client whose PKCE method is set ("Missing parameter:
 // code_challenge_method"). Nothing else in a refusal says so.
-func RequiresPKCE(err error) bool {
+func requiresPKCE(err error) bool {
 	var oe *OAuthError
 	if !errors.As(err, &oe) || oe.Code != "invalid_request" {
 		return false
@@ -168,7 +168,7 @@ func withBasicAuth(hc *http.Client, id, secret string) *http.Client {
 // checkDeviceAuth checks the provider's answer and converts it.
 func (c *Client) checkDeviceAuth(da *oauth2.DeviceAuthResponse, sent time.Time) (*DeviceLogin, error) {
 	if da.DeviceCode == "" || da.UserCode == "" || da.VerificationURI == "" {
-		return nil, &BadAnswerError{"to the device authorization request lacks a device_code, user_code or verification_uri; it does not follow RFC 8628"}
+		return nil, &badAnswerError{"to the device authorization request lacks a device_code, user_code or verification_uri; it does not follow RFC 8628"}
 	}
 	if !webURL(da.VerificationURI) {
 		return nil, fmt.Errorf("the provider's verification_uri %q is not an http(s) URL", terminal.Sanitize(da.VerificationURI, 200))

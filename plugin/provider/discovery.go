@@ -31,23 +31,24 @@ type Discovery struct {
 	TokenEndpointAuthMethods    []string `json:"token_endpoint_auth_methods_supported"`
 }
 
-// Discover fetches {issuer}/.well-known/openid-configuration (once per
+// discover fetches {issuer}/.well-known/openid-configuration (once per
 // Client: a failure is remembered too, so that an issuer that does not
 // answer costs one request timeout, not one per question asked of
 // discovery) and checks that it names the same issuer. Redirects are
 // followed only to URLs that pass CheckURL.
-func (c *Client) Discover(ctx context.Context) (*Discovery, error) {
+func (c *Client) discover(ctx context.Context) (*Discovery, error) {
 	if c.discovered != nil || c.discoverErr != nil {
 		return c.discovered, c.discoverErr
 	}
-	d, err := c.discover(ctx)
+	d, err := c.fetchDiscovery(ctx)
 	if err != nil && ctx.Err() == nil {
 		c.discoverErr = err
 	}
 	return d, err
 }
 
-func (c *Client) discover(ctx context.Context) (*Discovery, error) {
+// fetchDiscovery asks for the discovery document.
+func (c *Client) fetchDiscovery(ctx context.Context) (*Discovery, error) {
 	u := c.Issuer + "/.well-known/openid-configuration"
 	c.logf("fetching %s", u)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -60,15 +61,15 @@ func (c *Client) discover(ctx context.Context) (*Discovery, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("cannot reach the provider at %s: %w", terminal.Sanitize(u, 200), &NetError{URL: u, Setting: "--issuer-url", Err: unwrapURL(err)})
+		return nil, fmt.Errorf("cannot reach the provider at %s: %w", terminal.Sanitize(u, 200), &netError{URL: u, Setting: "--issuer-url", Err: unwrapURL(err)})
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
-		return nil, fmt.Errorf("the connection to %s broke while reading its discovery document: %w", terminal.Sanitize(u, 200), &NetError{URL: u, Setting: "--issuer-url", Err: err})
+		return nil, fmt.Errorf("the connection to %s broke while reading its discovery document: %w", terminal.Sanitize(u, 200), &netError{URL: u, Setting: "--issuer-url", Err: err})
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%w for %s; check --issuer-url (it must be the issuer, without /.well-known/...)", &HTTPError{Status: resp.StatusCode, Location: resp.Header.Get("Location")}, terminal.Sanitize(u, 200))
+		return nil, fmt.Errorf("%w for %s; check --issuer-url (it must be the issuer, without /.well-known/...)", &httpError{Status: resp.StatusCode, Location: resp.Header.Get("Location")}, terminal.Sanitize(u, 200))
 	}
 	if len(body) > maxBody {
 		return nil, fmt.Errorf("the discovery document at %s is larger than 1 MiB; check --issuer-url", terminal.Sanitize(u, 200))
@@ -76,7 +77,7 @@ func (c *Client) discover(ctx context.Context) (*Discovery, error) {
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "" && mt != "application/json" && !strings.HasSuffix(mt, "+json") {
 		c.logf("the discovery document has content type %s", terminal.Sanitize(mt, 60))
 	}
-	d, err := ParseDiscovery(body, u, c.Issuer)
+	d, err := parseDiscovery(body, u, c.Issuer)
 	if err != nil {
 		return nil, err
 	}
@@ -84,9 +85,9 @@ func (c *Client) discover(ctx context.Context) (*Discovery, error) {
 	return d, nil
 }
 
-// ParseDiscovery decodes a discovery document fetched from url and checks
+// parseDiscovery decodes a discovery document fetched from url and checks
 // that it names issuer (compared without trailing slashes).
-func ParseDiscovery(body []byte, url, issuer string) (*Discovery, error) {
+func parseDiscovery(body []byte, url, issuer string) (*Discovery, error) {
 	var d Discovery
 	if err := json.Unmarshal(body, &d); err != nil {
 		return nil, fmt.Errorf("the discovery document at %s is not valid JSON (%s); check --issuer-url", terminal.Sanitize(url, 200), JSONProblem(err))
@@ -105,12 +106,12 @@ func ParseDiscovery(body []byte, url, issuer string) (*Discovery, error) {
 func (c *Client) Endpoints(ctx context.Context) (Endpoints, error) {
 	ep := Endpoints{DeviceAuthorization: c.DeviceAuthorizationEndpoint, Token: c.TokenEndpoint}
 	if ep.DeviceAuthorization != "" && ep.Token != "" {
-		if d, err := c.Discover(ctx); err == nil && c.sameOriginOK(d.RevocationEndpoint) {
+		if d, err := c.discover(ctx); err == nil && c.sameOriginOK(d.RevocationEndpoint) {
 			ep.Revocation = d.RevocationEndpoint
 		}
 		return ep, nil
 	}
-	d, err := c.Discover(ctx)
+	d, err := c.discover(ctx)
 	if err != nil {
 		return ep, err
 	}

@@ -23,8 +23,8 @@ import (
 
 // OAuthError is a well-formed error answer (RFC 6749 §5.2): a JSON object
 // whose "error" is an error code. Only such an answer says something
-// about the grant; anything else is an *HTTPError, a *NetError or a
-// *BadAnswerError.
+// about the grant; anything else is an *httpError, a *netError or a
+// *badAnswerError.
 type OAuthError struct {
 	// Status is the HTTP status of the answer.
 	Status int
@@ -47,16 +47,16 @@ func (e *OAuthError) Retryable() bool {
 	return e.Code == "server_error" || e.Code == "temporarily_unavailable"
 }
 
-// HTTPError is an answer that is neither what was asked for nor a
+// httpError is an answer that is neither what was asked for nor a
 // well-formed OAuth error: a redirect that was not followed, an HTML
 // error page, a 5xx.
-type HTTPError struct {
+type httpError struct {
 	Status int
 	// Location is where a redirect pointed.
 	Location string
 }
 
-func (e *HTTPError) Error() string {
+func (e *httpError) Error() string {
 	switch {
 	case e.Status >= 300 && e.Status < 400:
 		return fmt.Sprintf("the provider answered HTTP %d, a redirect to %s that was not followed", e.Status, terminal.Sanitize(e.Location, 200))
@@ -68,7 +68,7 @@ func (e *HTTPError) Error() string {
 
 // Retryable tells whether the same request may succeed later: for the
 // statuses that say so (408, 425, 429, and 5xx but 501 and 505).
-func (e *HTTPError) Retryable() bool {
+func (e *httpError) Retryable() bool {
 	switch e.Status {
 	case http.StatusRequestTimeout, http.StatusTooEarly, http.StatusTooManyRequests:
 		return true
@@ -78,10 +78,10 @@ func (e *HTTPError) Retryable() bool {
 	return e.Status >= 500
 }
 
-// NetError is a request that got no answer: the name was not found, the
+// netError is a request that got no answer: the name was not found, the
 // connection was refused or broke, it timed out, or the provider's
 // certificate was not trusted.
-type NetError struct {
+type netError struct {
 	// URL is what was asked for.
 	URL string
 	// Setting names where the URL came from (such as --issuer-url), for
@@ -90,12 +90,12 @@ type NetError struct {
 	Err     error
 }
 
-func (e *NetError) Error() string { return describeNetErr(e.URL, e.Setting, e.Err) }
-func (e *NetError) Unwrap() error { return e.Err }
+func (e *netError) Error() string { return describeNetErr(e.URL, e.Setting, e.Err) }
+func (e *netError) Unwrap() error { return e.Err }
 
 // Retryable tells whether the same request may succeed later: not when a
 // certificate was refused or the name does not exist.
-func (e *NetError) Retryable() bool {
+func (e *netError) Retryable() bool {
 	var dns *net.DNSError
 	if errors.As(e.Err, &dns) && dns.IsNotFound {
 		return false
@@ -103,14 +103,14 @@ func (e *NetError) Retryable() bool {
 	return !isCertError(e.Err)
 }
 
-// BadAnswerError is a successful answer that cannot be used: not JSON,
+// badAnswerError is a successful answer that cannot be used: not JSON,
 // no access_token, a required field missing.
-type BadAnswerError struct{ What string }
+type badAnswerError struct{ What string }
 
-func (e *BadAnswerError) Error() string { return "the provider's answer " + e.What }
+func (e *badAnswerError) Error() string { return "the provider's answer " + e.What }
 
 // Retryable: a garbled answer may be a passing fault.
-func (e *BadAnswerError) Retryable() bool { return true }
+func (e *badAnswerError) Retryable() bool { return true }
 
 // Retryable tells whether err is a failure that may go away by itself, so
 // that trying again later makes sense.
@@ -174,9 +174,9 @@ func classify(ctx context.Context, u string, err error) error {
 			return oe
 		}
 		if status >= 200 && status < 300 {
-			return &BadAnswerError{"is not a token and not a well-formed error"}
+			return &badAnswerError{"is not a token and not a well-formed error"}
 		}
-		he := &HTTPError{Status: status}
+		he := &httpError{Status: status}
 		if re.Response != nil {
 			he.Location = re.Response.Header.Get("Location")
 		}
@@ -184,11 +184,11 @@ func classify(ctx context.Context, u string, err error) error {
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return &NetError{URL: u, Err: ue.Err}
+		return &netError{URL: u, Err: ue.Err}
 	}
 	// x/oauth2's other errors: a body that does not parse, an answer
 	// without an access_token, a connection that broke while reading.
-	return &BadAnswerError{"could not be used (not valid JSON, or no access_token)"}
+	return &badAnswerError{"could not be used (not valid JSON, or no access_token)"}
 }
 
 func isCertError(err error) bool {

@@ -75,7 +75,7 @@ func TestNetErrorsInWords(t *testing.T) {
 			"auth.example.test:8443 cannot be reached from this network; check your network and proxy settings"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ne := &NetError{URL: "https://auth.example.test:8443/.well-known/openid-configuration", Setting: tc.setting, Err: tc.err}
+			ne := &netError{URL: "https://auth.example.test:8443/.well-known/openid-configuration", Setting: tc.setting, Err: tc.err}
 			got := ne.Error()
 			if !strings.HasPrefix(got, tc.want) {
 				t.Errorf("got  %s\nwant %s", got, tc.want)
@@ -94,28 +94,28 @@ func TestRetryable(t *testing.T) {
 		err  error
 		want bool
 	}{
-		{&HTTPError{Status: 500}, true},
-		{&HTTPError{Status: 502}, true},
-		{&HTTPError{Status: 503}, true},
-		{&HTTPError{Status: 504}, true},
-		{&HTTPError{Status: 408}, true},
-		{&HTTPError{Status: 425}, true},
-		{&HTTPError{Status: 429}, true},
-		{&HTTPError{Status: 501}, false},
-		{&HTTPError{Status: 505}, false},
-		{&HTTPError{Status: 400}, false},
-		{&HTTPError{Status: 404}, false},
-		{&HTTPError{Status: 302}, false},
+		{&httpError{Status: 500}, true},
+		{&httpError{Status: 502}, true},
+		{&httpError{Status: 503}, true},
+		{&httpError{Status: 504}, true},
+		{&httpError{Status: 408}, true},
+		{&httpError{Status: 425}, true},
+		{&httpError{Status: 429}, true},
+		{&httpError{Status: 501}, false},
+		{&httpError{Status: 505}, false},
+		{&httpError{Status: 400}, false},
+		{&httpError{Status: 404}, false},
+		{&httpError{Status: 302}, false},
 		{&OAuthError{Code: "temporarily_unavailable"}, true},
 		{&OAuthError{Code: "server_error"}, true},
 		{&OAuthError{Code: "invalid_client"}, false},
 		{&OAuthError{Code: "unsupported_grant_type"}, false},
-		{&NetError{Err: &net.DNSError{IsNotFound: true}}, false},
-		{&NetError{Err: &net.DNSError{IsTemporary: true}}, true},
-		{&NetError{Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, true},
-		{&NetError{Err: &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}}, false},
-		{&BadAnswerError{"is not JSON"}, true},
-		{fmt.Errorf("could not refresh: %w", &HTTPError{Status: 501}), false},
+		{&netError{Err: &net.DNSError{IsNotFound: true}}, false},
+		{&netError{Err: &net.DNSError{IsTemporary: true}}, true},
+		{&netError{Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, true},
+		{&netError{Err: &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}}, false},
+		{&badAnswerError{"is not JSON"}, true},
+		{fmt.Errorf("could not refresh: %w", &httpError{Status: 501}), false},
 		{errors.New("something else"), false},
 	} {
 		if got := Retryable(tc.err); got != tc.want {

@@ -110,8 +110,8 @@ func FuzzOAuthErrorAnswer(f *testing.F) {
 			t.Fatalf("a wrapped error classifies differently: %q vs %q", wrapped, got)
 		}
 		var oe *OAuthError
-		var he *HTTPError
-		var be *BadAnswerError
+		var he *httpError
+		var be *badAnswerError
 		switch {
 		case errors.As(got, &oe):
 			if !validCode(oe.Code) || GrantRejected(got) != (oe.Code == "invalid_grant" || oe.Code == "invalid_request") {
@@ -142,7 +142,7 @@ func FuzzParseDiscovery(f *testing.F) {
 	const issuer = "https://issuer.example"
 	const url = issuer + "/.well-known/openid-configuration"
 	f.Fuzz(func(t *testing.T, body []byte) {
-		d, err := ParseDiscovery(body, url, issuer)
+		d, err := parseDiscovery(body, url, issuer)
 		if err != nil {
 			terminaltest.Check(t, "the error", err.Error(), false, 500)
 			return

@@ -131,12 +131,12 @@ func TestRequiresPKCE(t *testing.T) {
 		{"invalid_scope", "code_challenge", false},
 	} {
 		err := fmt.Errorf("wrapped: %w", &OAuthError{Status: 400, Code: c.code, Description: c.description})
-		if got := RequiresPKCE(err); got != c.want {
-			t.Errorf("RequiresPKCE(%s %q) = %t, want %t", c.code, c.description, got, c.want)
+		if got := requiresPKCE(err); got != c.want {
+			t.Errorf("requiresPKCE(%s %q) = %t, want %t", c.code, c.description, got, c.want)
 		}
 	}
-	if RequiresPKCE(&HTTPError{Status: 400}) {
-		t.Error("RequiresPKCE of an answer without an OAuth error")
+	if requiresPKCE(&httpError{Status: 400}) {
+		t.Error("requiresPKCE of an answer without an OAuth error")
 	}
 }
 

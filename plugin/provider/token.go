@@ -146,12 +146,12 @@ func (c *Client) ClientCredentials(ctx context.Context) (*Token, error) {
 func (c *Client) tokenEndpoint(ctx context.Context) (Endpoints, error) {
 	if c.TokenEndpoint != "" {
 		ep := Endpoints{Token: c.TokenEndpoint}
-		if d, err := c.Discover(ctx); err == nil && c.sameOriginOK(d.RevocationEndpoint) {
+		if d, err := c.discover(ctx); err == nil && c.sameOriginOK(d.RevocationEndpoint) {
 			ep.Revocation = d.RevocationEndpoint
 		}
 		return ep, nil
 	}
-	d, err := c.Discover(ctx)
+	d, err := c.discover(ctx)
 	if err != nil {
 		return Endpoints{}, err
 	}
@@ -178,7 +178,7 @@ func (c *Client) sameOriginOK(u string) bool {
 // discovery; it reports false when the provider has none.
 func (c *Client) Revoke(ctx context.Context, endpoint, token, hint string) (bool, error) {
 	if endpoint == "" {
-		d, err := c.Discover(ctx)
+		d, err := c.discover(ctx)
 		if err != nil {
 			return false, err
 		}
@@ -215,7 +215,7 @@ func (c *Client) Revoke(ctx context.Context, endpoint, token, hint string) (bool
 		if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
-		return false, &NetError{URL: endpoint, Err: unwrapURL(err)}
+		return false, &netError{URL: endpoint, Err: unwrapURL(err)}
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
@@ -225,7 +225,7 @@ func (c *Client) Revoke(ctx context.Context, endpoint, token, hint string) (bool
 	if oe, ok := oauthErrorIn(resp.StatusCode, body); ok {
 		return false, c.explain(oe, style)
 	}
-	return false, &HTTPError{Status: resp.StatusCode, Location: resp.Header.Get("Location")}
+	return false, &httpError{Status: resp.StatusCode, Location: resp.Header.Get("Location")}
 }
 
 // unwrapURL removes net/http's *url.Error, whose message repeats the URL.

@@ -72,6 +72,9 @@ func nodeDir() (string, error) {
 // The provider it returns is also a Ledger: what it issued and which
 // refresh tokens were presented to it, as the provider itself saw them.
 func StartNode(t testing.TB, opts Options) Provider {
+	if testing.Short() {
+		t.Skip("starts npm oidc-provider under Node; skipped with -short")
+	}
 	t.Helper()
 	p, err := startNode(t, opts)
 	if err != nil {

@@ -52,6 +52,9 @@ var _ Provider = (*Zitadel)(nil)
 // StartZitadel starts a zitadel provider for a test and stops it when the
 // test ends.
 func StartZitadel(t testing.TB, opts Options) Provider {
+	if testing.Short() {
+		t.Skip("starts a real provider (zitadel op); skipped with -short")
+	}
 	t.Helper()
 	z, err := NewZitadel(opts)
 	if err != nil {

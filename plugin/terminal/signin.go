@@ -44,9 +44,9 @@ func (t *Terminal) ShowSignIn(s SignIn, now time.Time) {
 		host = u.Host
 	}
 	code := Sanitize(s.UserCode, 512)
-	t.Printf("\n%s\n\n", t.Bold("Sign in to "+host))
+	t.Printf("\n%s\n\n", t.style(bold, "Sign in to "+host))
 	t.Printf("  1. Open this page on any device:  %s\n", s.VerificationURI)
-	t.Printf("  2. Enter the code:  %s\n", t.Bold(code))
+	t.Printf("  2. Enter the code:  %s\n", t.style(bold, code))
 	if hint := caseHint(code); hint != "" {
 		t.Printf("     %s\n", t.style(dim, hint))
 	}

@@ -130,9 +130,6 @@ func (t *Terminal) style(code, s string) Safe {
 	return Safe(code + s + reset)
 }
 
-// Bold is s in bold when colours are allowed.
-func (t *Terminal) Bold(s string) Safe { return t.style(bold, s) }
-
 // Green is s in green when colours are allowed.
 func (t *Terminal) Green(s string) Safe { return t.style(green, s) }
 
