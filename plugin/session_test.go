@@ -63,13 +63,13 @@ func TestFreshAndMargin(t *testing.T) {
 		fresh     bool
 		timestamp time.Duration // expirationTimestamp - now when fresh; -1 for none
 	}{
-		"an hour left":                       {entry(-time.Hour, time.Hour, "rt"), true, time.Hour - time.Minute},
-		"inside the margin":                  {entry(-time.Hour, 30*time.Second, "rt"), false, 0},
+		"an hour left":                        {entry(-time.Hour, time.Hour, "rt"), true, time.Hour - time.Minute},
+		"inside the margin":                   {entry(-time.Hour, 30*time.Second, "rt"), false, 0},
 		"inside the margin, no refresh token": {entry(-time.Hour, 30*time.Second, ""), true, 30 * time.Second},
-		"short-lived: margin is half":        {entry(-10*time.Second, 30*time.Second, "rt"), true, 10 * time.Second},
-		"expired":                            {entry(-time.Hour, -time.Second, ""), false, 0},
-		"issued in the future":               {entry(time.Hour, 2*time.Hour, "rt"), false, 0},
-		"under a second to renewal":          {entry(-time.Hour, time.Minute+500*time.Millisecond, "rt"), true, -1},
+		"short-lived: margin is half":         {entry(-10*time.Second, 30*time.Second, "rt"), true, 10 * time.Second},
+		"expired":                             {entry(-time.Hour, -time.Second, ""), false, 0},
+		"issued in the future":                {entry(time.Hour, 2*time.Hour, "rt"), false, 0},
+		"under a second to renewal":           {entry(-time.Hour, time.Minute+500*time.Millisecond, "rt"), true, -1},
 	} {
 		cred, ok := s.fresh(tc.e, now)
 		switch {
