@@ -10,7 +10,7 @@ NODE_DIR    := plugin/providertest/testdata/oidc-provider
 NODE_READY  := $(NODE_DIR)/node_modules/.package-lock.json
 PREFIX      ?= $(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)
 
-.PHONY: all build demo test test-deps bench-deps check node-deps kube-servers stress krew-test bench bench-quick install clean
+.PHONY: all build demo test test-short race test-deps bench-deps check node-deps kube-servers stress krew-test bench bench-quick install clean
 
 all: build
 
@@ -47,9 +47,20 @@ check:
 	@unformatted=$$(gofmt -l cmd plugin cache); if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
-## test: every test, against the real providers, client-go and kubectl
+## test: every test, against the real providers, client-go and kubectl (the black-box tests
+##       mostly wait on providers and timers, so four run at once)
 test: test-deps build node-deps kube-servers check
-	DEVICE_LOGIN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m ./...
+	DEVICE_LOGIN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -parallel 4 -timeout 20m ./...
+
+## test-short: the fast, in-process tests alone (no providers, no binary runs), in seconds
+test-short:
+	$(GO) test -short -count=1 ./...
+
+## race: the in-process tests under the race detector, and the black-box tests whose
+##       scripted servers run inside the test process
+race: build
+	$(GO) test -race -short -count=1 ./...
+	DEVICE_LOGIN_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -parallel 4 -run 'Secret|Confidential|RefreshFailsWhile|ExpiryNever' ./plugin/
 
 ## stress: 50/20-process stampedes, 100 cache hits under a held lock, a read-only cache (root), 200 SIGKILLs during cache writes,
 ##         and the session model's long run (random sequences for ~8 minutes; see plugin/model_test.go)

@@ -3,7 +3,7 @@
 package cache
 
 import (
-	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -45,20 +45,25 @@ func intact(e *Entry) bool {
 	return false
 }
 
-// TestKillDuringSave kills a process that saves entries in a loop with
-// SIGKILL at random moments, many times, and checks after each kill that
-// the cache file is a whole entry: never corrupt, never partial.
+// TestKillDuringSave kills a process that saves entries in a loop, many
+// times, each time at a chosen system call of a save (a write, the sync,
+// the rename, or the creation of the temporary file) with strace's fault
+// injection, so that every kill lands where a save can be torn. After each
+// kill the session file must be a whole entry, never a part, and what the
+// kill left must be recovered (the newest whole entry put in place) or
+// removed under the lock.
 func TestKillDuringSave(t *testing.T) {
 	if dir := os.Getenv(killWriterEnv); dir != "" {
 		killWriter(dir)
 		return
 	}
-	// At least this many kills, and at least minMid of them in the middle
-	// of a write (between creating the temporary file and renaming it,
-	// about a fifth of the writer's time).
-	kills, minMid := 20, 3
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		t.Fatalf("strace is needed to aim the kills: apt-get install strace (%v)", err)
+	}
+	kills := 20
 	if os.Getenv("DEVICE_LOGIN_STRESS") == "1" {
-		kills, minMid = 200, 20
+		kills = 200
 	}
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, seed))
@@ -66,59 +71,60 @@ func TestKillDuringSave(t *testing.T) {
 
 	s := Store{Dir: filepath.Join(t.TempDir(), "cache")}
 	path := s.Path(testKey().ID())
-	midWrite, i := 0, 0
-	for ; (i < kills || midWrite < minMid) && i < 5*kills; i++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestKillDuringSave$", "-test.count=1")
+	// A session is there before the first writer starts, so that a kill
+	// before a writer's first save leaves a whole one too.
+	if err := s.Save(killEntry(false)); err != nil {
+		t.Fatal(err)
+	}
+	// Go writes the session with pwrite64 (WriteAt) and renames with
+	// renameat; the sets name every variant so that each kill triggers.
+	syscalls := []string{"write,pwrite64", "fsync", "rename,renameat,renameat2", "openat"}
+	midWrite := 0
+	for i := 0; i < kills; i++ {
+		call := syscalls[rng.IntN(len(syscalls))]
+		when := 3 + rng.IntN(12)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cmd := exec.CommandContext(ctx, strace, "-f", "-qq", "-o", "/dev/null", "-e", fmt.Sprintf("inject=%s:signal=SIGKILL:when=%d", call, when),
+			os.Args[0], "-test.run=^TestKillDuringSave$", "-test.count=1")
 		cmd.Env = append(os.Environ(), killWriterEnv+"="+s.Dir)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		// The writer says "ready" after its first save, then loops; a
-		// kill at a random moment after that lands anywhere in Save.
-		line, err := bufio.NewReader(out).ReadString('\n')
-		if err != nil || line != "ready\n" {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("kill %d: the writer did not start: %q %v", i, line, err)
-		}
-		time.Sleep(time.Duration(rng.IntN(40_000)) * time.Microsecond)
-		if err := cmd.Process.Kill(); err != nil {
-			t.Fatal(err)
-		}
-		err = cmd.Wait()
+		out, err := cmd.CombinedOutput()
+		cancel()
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-			t.Fatalf("kill %d: the writer ended otherwise: %v", i, err)
+		if !errors.As(err, &ee) || ee.ExitCode() != 128+int(syscall.SIGKILL) && !strings.Contains(ee.String(), "killed") {
+			t.Fatalf("kill %d (%s #%d): the writer ended otherwise (%v; timed out %t):\n%s", i, call, when, err, ctx.Err() != nil, out)
 		}
 
 		got, err := s.Load(testKey())
 		if err != nil {
 			data, _ := os.ReadFile(path)
-			t.Fatalf("kill %d: Load after SIGKILL: %v (file of %d bytes)", i, err, len(data))
+			t.Fatalf("kill %d (%s #%d): Load after SIGKILL: %v (file of %d bytes)", i, call, when, err, len(data))
 		}
 		if !intact(got) {
-			t.Fatalf("kill %d: the loaded entry is a mixture or a fragment", i)
+			t.Fatalf("kill %d (%s #%d): the loaded entry is a mixture or a fragment", i, call, when)
 		}
 		if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
 			t.Fatalf("kill %d: file mode %v %v", i, st.Mode(), err)
 		}
-		// A temporary file left behind means the kill hit a write in
-		// progress; remove it so the next kill is counted afresh.
+		// A temporary file left behind means the kill hit a save in
+		// progress; recovery (under the lock, by the next process) puts
+		// a whole one in place or removes it.
 		temps, _ := filepath.Glob(filepath.Join(s.Dir, ".tmp-*"))
 		if len(temps) > 0 {
 			midWrite++
 		}
-		for _, p := range temps {
-			os.Remove(p)
+		if _, err := s.recover(testKey().ID()); err != nil {
+			t.Fatalf("kill %d: recover: %v", i, err)
+		}
+		if left, _ := filepath.Glob(filepath.Join(s.Dir, ".tmp-*")); len(left) != 0 {
+			t.Fatalf("kill %d: recovery left %v", i, left)
+		}
+		if got, err := s.Load(testKey()); err != nil || !intact(got) {
+			t.Fatalf("kill %d: after recovery: %v", i, err)
 		}
 	}
-	t.Logf("%d SIGKILLs survived (%d of them hit a write in progress): the cache file was a whole entry every time", i, midWrite)
-	if midWrite < minMid {
-		t.Errorf("only %d of %d kills hit a write in progress; the test proved too little", midWrite, i)
+	t.Logf("%d SIGKILLs aimed at the system calls of a save survived (%d of them left a save in progress): the cache file was a whole entry every time", kills, midWrite)
+	if midWrite < kills/2 {
+		t.Errorf("only %d of %d aimed kills hit a save in progress; the test proved too little", midWrite, kills)
 	}
 }
 

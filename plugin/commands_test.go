@@ -22,6 +22,7 @@ import (
 var profileScopes = []string{"--scope=openid", "--scope=offline_access", "--scope=email", "--scope=profile"}
 
 func TestLoginStatusLogout(t *testing.T) {
+	t.Parallel()
 	for _, pv := range providers {
 		t.Run(pv.name, func(t *testing.T) {
 			p := pv.start(t, providertest.Options{})
@@ -121,6 +122,7 @@ func refreshWith(ctx context.Context, p providertest.Provider, refreshToken stri
 }
 
 func TestLogoutWithTheProviderDown(t *testing.T) {
+	t.Parallel()
 	p := providertest.StartZitadel(t, providertest.Options{})
 	s := newSession(t, p)
 	ctx := testContext(t, time.Minute)
@@ -136,6 +138,7 @@ func TestLogoutWithTheProviderDown(t *testing.T) {
 }
 
 func TestLogoutAll(t *testing.T) {
+	t.Parallel()
 	ctx := testContext(t, 2*time.Minute)
 	dir := filepath.Join(t.TempDir(), "cache")
 	var ps []providertest.Provider
@@ -166,6 +169,7 @@ func TestLogoutAll(t *testing.T) {
 }
 
 func TestOutputToken(t *testing.T) {
+	t.Parallel()
 	p := providertest.StartZitadel(t, providertest.Options{})
 	s := newSession(t, p)
 	ctx := testContext(t, time.Minute)
@@ -176,6 +180,7 @@ func TestOutputToken(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
+	t.Parallel()
 	ctx := testContext(t, time.Minute)
 	for _, tc := range []struct {
 		args []string
@@ -211,6 +216,7 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestCompletionScriptsParse(t *testing.T) {
+	t.Parallel()
 	ctx := testContext(t, time.Minute)
 	for shell, check := range map[string][]string{"bash": {"bash", "-n"}, "zsh": {"zsh", "-n"}, "fish": {"fish", "--no-execute"}, "kubectl": {"sh", "-n"}, "powershell": {"pwsh", "-NoProfile", "-Command", "-"}} {
 		r := runPlugin(t, ctx, invocation{args: []string{"completion", shell}})
@@ -239,6 +245,7 @@ func TestCompletionScriptsParse(t *testing.T) {
 // completer for both names of the binary that calls __complete, drops the
 // directive line, and whose brackets and quotes pair up.
 func TestCompletionPowerShellShape(t *testing.T) {
+	t.Parallel()
 	r := runPlugin(t, testContext(t, time.Minute), invocation{args: []string{"completion", "powershell"}})
 	if r.exit != 0 {
 		t.Fatalf("completion powershell: exit %d\n%s", r.exit, r.stderr)

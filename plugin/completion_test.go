@@ -101,6 +101,7 @@ func completed(t *testing.T, what, out string) ([]string, string) {
 }
 
 func TestCompletionThroughKubectl(t *testing.T) {
+	t.Parallel()
 	kubectl, err := exec.LookPath("kubectl")
 	if err != nil {
 		t.Fatal(err)
@@ -165,6 +166,7 @@ func fileExists(p string) bool {
 // COMP_LINE and COMP_POINT; compopt is recorded, since it works only
 // inside a real completion.
 func TestCompletionBash(t *testing.T) {
+	t.Parallel()
 	ctx := testContext(t, 2*time.Minute)
 	r := runPlugin(t, ctx, invocation{args: []string{"completion", "bash"}})
 	if r.exit != 0 {
@@ -229,6 +231,7 @@ printf 'reply %s\n' "${COMPREPLY[@]}"`
 // TestCompletionFish runs fish's own completion (complete -C) with the
 // fish script loaded, when fish is installed.
 func TestCompletionFish(t *testing.T) {
+	t.Parallel()
 	fish, err := exec.LookPath("fish")
 	if err != nil {
 		t.Skip("fish is not installed")

@@ -14,6 +14,7 @@ import (
 // approves over HTTP like a browser, after reading the code from stderr.
 
 func TestDeviceLoginThenCacheHitWithTheProviderGone(t *testing.T) {
+	t.Parallel()
 	for _, pv := range providers {
 		t.Run(pv.name, func(t *testing.T) {
 			p := pv.start(t, providertest.Options{})
@@ -61,6 +62,7 @@ func TestDeviceLoginThenCacheHitWithTheProviderGone(t *testing.T) {
 }
 
 func TestRefreshAfterExpiryRotatesAndPersists(t *testing.T) {
+	t.Parallel()
 	for _, pv := range providers {
 		t.Run(pv.name, func(t *testing.T) {
 			// 4 s tokens: the 1 min margin is capped at half, so a
@@ -97,6 +99,7 @@ func TestRefreshAfterExpiryRotatesAndPersists(t *testing.T) {
 }
 
 func TestRevokedSessionSignsInAgain(t *testing.T) {
+	t.Parallel()
 	for _, pv := range providers {
 		t.Run(pv.name, func(t *testing.T) {
 			p := pv.start(t, providertest.Options{AccessTokenTTL: 2 * time.Second})
@@ -141,6 +144,7 @@ func TestRevokedSessionSignsInAgain(t *testing.T) {
 }
 
 func TestDeniedLoginIsAClearError(t *testing.T) {
+	t.Parallel()
 	for _, pv := range providers {
 		t.Run(pv.name, func(t *testing.T) {
 			p := pv.start(t, providertest.Options{})
@@ -154,6 +158,7 @@ func TestDeniedLoginIsAClearError(t *testing.T) {
 }
 
 func TestExpiredCodeEndsWithinItsLifetime(t *testing.T) {
+	t.Parallel()
 	for _, pv := range providers {
 		t.Run(pv.name, func(t *testing.T) {
 			p := pv.start(t, providertest.Options{DeviceCodeTTL: 3 * time.Second})
@@ -170,6 +175,7 @@ func TestExpiredCodeEndsWithinItsLifetime(t *testing.T) {
 }
 
 func TestIDTokenMode(t *testing.T) {
+	t.Parallel()
 	for _, pv := range providers {
 		t.Run(pv.name, func(t *testing.T) {
 			p := pv.start(t, providertest.Options{})
@@ -189,6 +195,7 @@ func TestIDTokenMode(t *testing.T) {
 }
 
 func TestNoTerminalNoLogin(t *testing.T) {
+	t.Parallel()
 	p := providertest.StartZitadel(t, providertest.Options{})
 	s := newSession(t, p)
 	r := runPlugin(t, testContext(t, time.Minute), invocation{args: s.args("get-token"),

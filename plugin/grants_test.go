@@ -50,6 +50,7 @@ func noSecretInFiles(t *testing.T, dir string) {
 }
 
 func TestClientCredentialsGrant(t *testing.T) {
+	t.Parallel()
 	const aud = "https://kubernetes.test"
 	for _, pv := range providers {
 		t.Run(pv.name, func(t *testing.T) {
@@ -151,6 +152,7 @@ func TestClientCredentialsGrant(t *testing.T) {
 }
 
 func TestConfidentialClientAuthentication(t *testing.T) {
+	t.Parallel()
 	for _, pv := range providers {
 		t.Run(pv.name, func(t *testing.T) {
 			t.Parallel()
@@ -235,6 +237,7 @@ func TestConfidentialClientAuthentication(t *testing.T) {
 }
 
 func TestPKCEOnTheDeviceFlow(t *testing.T) {
+	t.Parallel()
 	for _, pv := range providers {
 		t.Run(pv.name, func(t *testing.T) {
 			t.Parallel()

@@ -30,6 +30,11 @@ import (
 // given by $DEVICE_LOGIN_BIN, as `make test` does).
 var pluginBin string
 
+// cacheHome is the $XDG_CACHE_HOME of every process the tests run, so
+// that a run without --cache-dir never touches the cache of whoever runs
+// the tests.
+var cacheHome string
+
 func TestMain(m *testing.M) {
 	// zitadel's op logs every route and every error answer through the
 	// global logger; the tests read what the plugin says, not that.
@@ -38,6 +43,13 @@ func TestMain(m *testing.M) {
 }
 
 func buildAndRun(m *testing.M) int {
+	home, err := os.MkdirTemp("", "device-login-cache-home-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(home)
+	cacheHome = home
 	if p := os.Getenv("DEVICE_LOGIN_BIN"); p != "" {
 		abs, err := filepath.Abs(p)
 		if err != nil {
@@ -158,7 +170,7 @@ func baseEnv() []string {
 		}
 		env = append(env, kv)
 	}
-	return env
+	return append(env, "XDG_CACHE_HOME="+cacheHome)
 }
 
 // session is one provider plus a cache directory and the flags for it.

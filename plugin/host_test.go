@@ -21,6 +21,7 @@ import (
 // that checks each bearer token with the provider.
 
 func TestClientGoExecAuthenticator(t *testing.T) {
+	t.Parallel()
 	for _, apiVersion := range []string{plugin.APIVersionV1, plugin.APIVersionV1beta1} {
 		t.Run(apiVersion[strings.LastIndex(apiVersion, "/")+1:], func(t *testing.T) {
 			// client-go sends the plugin's stderr to the test's own
@@ -94,6 +95,7 @@ func kubectlFixture(t *testing.T, ttl time.Duration, apiVersion string) (provide
 }
 
 func TestRealKubectl(t *testing.T) {
+	t.Parallel()
 	bin := kubectlPath(t)
 	for _, apiVersion := range []string{plugin.APIVersionV1, plugin.APIVersionV1beta1} {
 		t.Run(apiVersion[strings.LastIndex(apiVersion, "/")+1:], func(t *testing.T) {

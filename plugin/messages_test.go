@@ -161,6 +161,7 @@ func errorLine(t testing.TB, r result) string {
 }
 
 func TestCertificateAuthorityData(t *testing.T) {
+	t.Parallel()
 	ours := newTestCA(t, "Example Corp Issuing CA")
 	other := newTestCA(t, "Some Other CA")
 	dir := t.TempDir()
@@ -199,6 +200,7 @@ func TestCertificateAuthorityData(t *testing.T) {
 }
 
 func TestCertificateAuthorityDataThatCannotBeUsed(t *testing.T) {
+	t.Parallel()
 	ctx := testContext(t, time.Minute)
 	// Refused before any request: the issuer needs no provider.
 	base := []string{"get-token", "--issuer-url=https://127.0.0.1:1", "--client-id=kubectl", "--cache-dir=" + filepath.Join(t.TempDir(), "cache"), "--device-login=always"}
@@ -223,6 +225,7 @@ func TestCertificateAuthorityDataThatCannotBeUsed(t *testing.T) {
 }
 
 func TestTildeInFileFlags(t *testing.T) {
+	t.Parallel()
 	home := t.TempDir()
 	ctx := testContext(t, 2*time.Minute)
 	env := []string{"HOME=" + home, nonInteractive}
@@ -275,6 +278,7 @@ func TestTildeInFileFlags(t *testing.T) {
 }
 
 func TestCertificateNotTrustedSaysWhichAndHowToFix(t *testing.T) {
+	t.Parallel()
 	ours := newTestCA(t, "Example Corp Issuing CA")
 	ctx := testContext(t, 2*time.Minute)
 
@@ -309,6 +313,7 @@ func TestCertificateNotTrustedSaysWhichAndHowToFix(t *testing.T) {
 }
 
 func TestUnreachableIssuerInWords(t *testing.T) {
+	t.Parallel()
 	ctx := testContext(t, 2*time.Minute)
 	// A listener that accepts and never answers: no provider can be
 	// made to do that.
@@ -354,6 +359,7 @@ func TestUnreachableIssuerInWords(t *testing.T) {
 }
 
 func TestRememberedFailureNamesTheLoginCommandOnce(t *testing.T) {
+	t.Parallel()
 	ctx := testContext(t, 2*time.Minute)
 	for _, tc := range []struct {
 		name, issuer, retry string
@@ -413,6 +419,7 @@ func TestRememberedFailureNamesTheLoginCommandOnce(t *testing.T) {
 }
 
 func TestAnswersThatWillNotChangeAreNotToBeRetried(t *testing.T) {
+	t.Parallel()
 	p := providertest.StartZitadel(t, providertest.Options{AutoApprove: true})
 	ctx := testContext(t, 2*time.Minute)
 	for _, tc := range []struct {
@@ -455,6 +462,7 @@ func TestAnswersThatWillNotChangeAreNotToBeRetried(t *testing.T) {
 }
 
 func TestEmptyFlagValuesAreRefusedAlike(t *testing.T) {
+	t.Parallel()
 	ctx := testContext(t, time.Minute)
 	home := t.TempDir()
 	// Some old versions used an empty --cache-dir as the default one:
@@ -491,6 +499,7 @@ func TestEmptyFlagValuesAreRefusedAlike(t *testing.T) {
 }
 
 func TestOpenCacheDirectoryIsRefusedAlike(t *testing.T) {
+	t.Parallel()
 	p := providertest.StartZitadel(t, providertest.Options{AutoApprove: true})
 	ctx := testContext(t, time.Minute)
 	s := newSession(t, p)
@@ -564,6 +573,7 @@ func failedRefresh(t *testing.T, s *session) {
 }
 
 func TestLogoutLeavesNothingBehind(t *testing.T) {
+	t.Parallel()
 	p := providertest.StartZitadel(t, providertest.Options{AutoApprove: true})
 	ctx := testContext(t, 2*time.Minute)
 	signIn := func(s *session) {
@@ -662,6 +672,7 @@ func TestLogoutLeavesNothingBehind(t *testing.T) {
 }
 
 func TestSetupFromKubeloginCarriesCertificateAuthorityData(t *testing.T) {
+	t.Parallel()
 	// A kubelogin user of a provider behind a private CA, given as data.
 	ca := newTestCA(t, "Example Corp Issuing CA")
 	p := httpsProvider(t, providertest.StartZitadel, ca, "127.0.0.1")
@@ -691,6 +702,7 @@ func TestSetupFromKubeloginCarriesCertificateAuthorityData(t *testing.T) {
 }
 
 func TestPollOutlivesATimedOutRequest(t *testing.T) {
+	t.Parallel()
 	// A poll that gets no answer within --request-timeout is a passing
 	// fault like a 5xx: the device login goes on until the code expires.
 	// No real provider can be made to hold one poll: a stand-in does.
@@ -734,6 +746,7 @@ func TestPollOutlivesATimedOutRequest(t *testing.T) {
 }
 
 func TestDeviceAuthorizationTimeoutSaysWhere(t *testing.T) {
+	t.Parallel()
 	// A device authorization endpoint that never answers (a bare
 	// listener): the message names the request, not only the host.
 	sink := newTCPSink(t, false)

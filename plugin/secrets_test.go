@@ -100,6 +100,7 @@ func confidentialProvider(t *testing.T, secret string) *confidential {
 }
 
 func TestConfidentialClientSecretNeverReachesStderr(t *testing.T) {
+	t.Parallel()
 	const secret = "client-secret-value-7f3a9c"
 	srv := confidentialProvider(t, secret)
 	g := newLeakGuard(t)
@@ -137,6 +138,7 @@ func TestConfidentialClientSecretNeverReachesStderr(t *testing.T) {
 // client. A secret comes from $DEVICE_LOGIN_CLIENT_SECRET or
 // --client-secret-file as well as from the command line.
 func TestASecretGoesOnlyWhereItBelongs(t *testing.T) {
+	t.Parallel()
 	const secretA, secretB = "secret-of-client-a-4d2f", "secret-of-client-b-9e1c"
 	a, b := confidentialProvider(t, secretA), confidentialProvider(t, secretB)
 	dir := filepath.Join(t.TempDir(), "cache")

@@ -36,6 +36,7 @@ import (
 // and the commands (login --force, logout) that replace or end them.
 
 func TestRefreshFailsWhileTheTokenIsValid(t *testing.T) {
+	t.Parallel()
 	// The refresh goes to a stand-in token endpoint (--token-endpoint): a
 	// real provider cannot be made to hang or vanish on demand.
 	p := providertest.StartZitadel(t, providertest.Options{AutoApprove: true})
@@ -88,6 +89,7 @@ func TestRefreshFailsWhileTheTokenIsValid(t *testing.T) {
 }
 
 func TestUnwritableCacheStillPrintsTheCredential(t *testing.T) {
+	t.Parallel()
 	requireRoot(t)
 	p := providertest.StartZitadel(t, providertest.Options{AutoApprove: true})
 	for _, tc := range []struct {
@@ -135,6 +137,7 @@ func TestUnwritableCacheStillPrintsTheCredential(t *testing.T) {
 // session when it is. A still-valid token is served meanwhile; once the
 // directory is writable again, one refresh happens.
 func TestReadOnlyCacheNeverSpendsTheRefreshToken(t *testing.T) {
+	t.Parallel()
 	requireRoot(t)
 	n := 1
 	if os.Getenv("DEVICE_LOGIN_STRESS") == "1" {
@@ -207,6 +210,7 @@ func TestReadOnlyCacheNeverSpendsTheRefreshToken(t *testing.T) {
 }
 
 func TestClockExtremesInTheCache(t *testing.T) {
+	t.Parallel()
 	p := providertest.StartZitadel(t, providertest.Options{AutoApprove: true})
 	api := providertest.NewAPIServer(p.Issuer(), nil)
 	defer api.Close()
@@ -302,6 +306,7 @@ func withFaultProxy(t *testing.T, s *session, p providertest.Provider) *provider
 // provider's answer (the proxy does not forward them), so the refresh
 // token is still good at the provider afterwards.
 func TestOddRefreshAnswersKeepTheSession(t *testing.T) {
+	t.Parallel()
 	p := providertest.StartNode(t, providertest.Options{})
 	for _, fault := range providertest.Faults {
 		t.Run(string(fault), func(t *testing.T) {
@@ -361,6 +366,7 @@ func TestOddRefreshAnswersKeepTheSession(t *testing.T) {
 // someone else, get-token works, in a writable cache directory and in a
 // read-only one (whose lock is then the directory itself).
 func TestNoSharedTemporaryDirectory(t *testing.T) {
+	t.Parallel()
 	requireRoot(t)
 	p := providertest.StartZitadel(t, providertest.Options{AutoApprove: true})
 	tmp := t.TempDir()
@@ -401,6 +407,7 @@ func TestNoSharedTemporaryDirectory(t *testing.T) {
 // lock puts it in place (the spent one is never offered again); status
 // lists such a file, and logout ends it.
 func TestKilledSaveIsRecovered(t *testing.T) {
+	t.Parallel()
 	strace, err := exec.LookPath("strace")
 	if err != nil {
 		t.Fatalf("strace is needed to kill the plugin at its rename: apt-get install strace (%v)", err)
@@ -464,6 +471,7 @@ func TestKilledSaveIsRecovered(t *testing.T) {
 // plays that provider: it keeps the first successful poll answer of a
 // real provider and hands it out at the next poll, 3 s later.)
 func TestExpiryNeverPastTheTokensOwnExp(t *testing.T) {
+	t.Parallel()
 	const audience = "https://kubernetes.test"
 	p := providertest.StartNode(t, providertest.Options{Audience: audience, AccessTokenTTL: 20 * time.Second, Interval: 3 * time.Second})
 	stale := newStaleProxy(t, p.Issuer())
@@ -540,6 +548,7 @@ func newStaleProxy(t *testing.T, upstream string) *staleProxy {
 // all, and logout (with no --token-cache flag) revokes every distinct
 // refresh token and deletes every copy.
 func TestLogoutEndsEveryCopy(t *testing.T) {
+	t.Parallel()
 	kr := keyringtest.Start(t)
 	p := providertest.StartNode(t, providertest.Options{})
 	ctx := testContext(t, 2*time.Minute)
@@ -616,6 +625,7 @@ func keyringSessionToken(t *testing.T, kr *keyringtest.Keyring, dir, id string) 
 // revoked: both test providers end the whole grant whichever of its
 // tokens is revoked, which would hide the mistake.)
 func TestLogoutWaitsForARefreshInFlight(t *testing.T) {
+	t.Parallel()
 	p := providertest.StartNode(t, providertest.Options{})
 	s := newSession(t, p)
 	fp := withFaultProxy(t, s, p)
@@ -701,6 +711,7 @@ func newForwarder(t *testing.T, upstream string, seen func(r *http.Request, form
 // note dated in the future (written while the clock was ahead) does not
 // block a sign-in; it is ignored and removed.
 func TestFailureNoteFromTheFutureIsIgnored(t *testing.T) {
+	t.Parallel()
 	p := providertest.StartZitadel(t, providertest.Options{AutoApprove: true})
 	s := newSession(t, p)
 	ctx := testContext(t, time.Minute)
@@ -726,6 +737,7 @@ func TestFailureNoteFromTheFutureIsIgnored(t *testing.T) {
 // 3): an interrupted login --force leaves the session as it was; a
 // successful one replaces it and then revokes the old refresh token.
 func TestLoginForceKeepsTheOldSessionUntilTheNewOneExists(t *testing.T) {
+	t.Parallel()
 	p := providertest.StartNode(t, providertest.Options{})
 	s := newSession(t, p)
 	g := newLeakGuard(t)
@@ -765,6 +777,7 @@ func TestLoginForceKeepsTheOldSessionUntilTheNewOneExists(t *testing.T) {
 // the keyring is locked and how to unlock it, and start no sign-in that
 // would replace a session nobody could then revoke.
 func TestLockedKeyringStopsASignIn(t *testing.T) {
+	t.Parallel()
 	kr := keyringtest.Start(t)
 	p := providertest.StartZitadel(t, providertest.Options{AutoApprove: true})
 	s := newSession(t, p, "--token-cache=keyring")
@@ -793,6 +806,7 @@ func TestLockedKeyringStopsASignIn(t *testing.T) {
 // cache directory given with a trailing slash, or through "..", is the
 // same directory: the same session, the same keyring service.
 func TestCacheDirIsOneDirectoryHoweverWritten(t *testing.T) {
+	t.Parallel()
 	p := providertest.StartZitadel(t, providertest.Options{AutoApprove: true})
 	s := newSession(t, p)
 	ctx := testContext(t, time.Minute)
@@ -815,6 +829,7 @@ func TestCacheDirIsOneDirectoryHoweverWritten(t *testing.T) {
 // the terminal and clears it, a scope that turns the text red, extra
 // parameters with an OSC 52 clipboard write.
 func TestControlCharactersFromTheKubeconfigAreRefused(t *testing.T) {
+	t.Parallel()
 	p := providertest.StartZitadel(t, providertest.Options{AutoApprove: true})
 	ctx := testContext(t, time.Minute)
 	dir := filepath.Join(t.TempDir(), "cache")
@@ -847,6 +862,7 @@ func TestControlCharactersFromTheKubeconfigAreRefused(t *testing.T) {
 // or a keyring index record is refused at once with a clear message; it
 // never blocks.
 func TestNonRegularFilesAreRefusedAtOnce(t *testing.T) {
+	t.Parallel()
 	p := providertest.StartZitadel(t, providertest.Options{AutoApprove: true})
 	id := keyID(p.Issuer(), p.ClientID())
 	for _, name := range []string{id + ".json", id + ".lock", id + ".failed", id + ".keyring"} {

@@ -79,6 +79,7 @@ func addCluster(t *testing.T, kubeconfig string, api *providertest.APIServer, us
 }
 
 func TestSetupWritesAWorkingUser(t *testing.T) {
+	t.Parallel()
 	p := providertest.StartNode(t, providertest.Options{})
 	api := providertest.NewAPIServer(p.Issuer(), nil)
 	defer api.Close()
@@ -136,6 +137,7 @@ func TestSetupWritesAWorkingUser(t *testing.T) {
 }
 
 func TestSetupFromKubelogin(t *testing.T) {
+	t.Parallel()
 	kc := filepath.Join(t.TempDir(), "config")
 	k := kubectlPath(t)
 	for _, args := range [][]string{
@@ -182,6 +184,7 @@ func viewUserToken(t *testing.T, kubeconfig, user string) string {
 // the kubeconfig cluster extension that kubectl passes with
 // provideClusterInfo: true.
 func TestClusterExtensionSettings(t *testing.T) {
+	t.Parallel()
 	p := providertest.StartZitadel(t, providertest.Options{})
 	api := providertest.NewAPIServer(p.Issuer(), nil)
 	defer api.Close()
@@ -275,6 +278,7 @@ func fakeKubectl(t *testing.T, script string) string {
 // commands it shows, each with the name whole and after "--", and
 // nothing else.
 func TestSetupDryRunPlanIsSafeToPipeToSh(t *testing.T) {
+	t.Parallel()
 	ctx := testContext(t, time.Minute)
 	work := t.TempDir()
 	pwned := filepath.Join(work, "PWNED")
@@ -333,6 +337,7 @@ func TestSetupDryRunPlanIsSafeToPipeToSh(t *testing.T) {
 // TestSetupFromKubeloginNamesThatLookLikeFlags (issue 14, defect 7): a
 // user named -h or --exec-command=… is converted like any other.
 func TestSetupFromKubeloginNamesThatLookLikeFlags(t *testing.T) {
+	t.Parallel()
 	names := []string{"-h", "--exec-command=evil"}
 	users := map[string][]string{}
 	for _, n := range names {
@@ -356,6 +361,7 @@ func TestSetupFromKubeloginNamesThatLookLikeFlags(t *testing.T) {
 // claims success without doing its work is caught by reading the entry
 // back, and nothing is left changed.
 func TestSetupChecksEachStep(t *testing.T) {
+	t.Parallel()
 	kc := filepath.Join(t.TempDir(), "config")
 	real := kubectlPath(t)
 	path := fakeKubectl(t, `case "$*" in *"config set-credentials"*) echo "kubectl controls the Kubernetes cluster manager."; exit 0;; esac
@@ -383,6 +389,7 @@ exec `+plugin.ShellQuote(real)+` "$@"
 // one --extra-param per pair, and the CA data, grant type and PKCE carry
 // over.
 func TestSetupFromKubeloginKeepsValues(t *testing.T) {
+	t.Parallel()
 	ca := base64.StdEncoding.EncodeToString([]byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"))
 	env := []clientcmdapi.ExecEnvVar{{Name: "NO_PROXY", Value: "localhost,127.0.0.1"}, {Name: "QUOTED", Value: `"x", 'y'`}}
 	kc := kubeloginConfig(t, map[string][]string{"oidc": {
@@ -416,6 +423,7 @@ func TestSetupFromKubeloginKeepsValues(t *testing.T) {
 // terminal; the entry is refused with a readable message, and nothing is
 // written.
 func TestSetupFromKubeloginRefusesEscapeSequences(t *testing.T) {
+	t.Parallel()
 	kc := kubeloginConfig(t, map[string][]string{"oidc": {
 		"--oidc-issuer-url=https://auth.example.com", "--oidc-client-id=k",
 		"--insecure-skip-tls-verify", "--oidc-extra-scope=email\x1b[1A\x1b[2K", // hides the line above
@@ -441,6 +449,7 @@ func TestSetupFromKubeloginRefusesEscapeSequences(t *testing.T) {
 // names it), never in the arguments, and never prints it; the entry
 // works as kubectl runs it.
 func TestSetupKeepsTheClientSecretOutOfArgv(t *testing.T) {
+	t.Parallel()
 	const secret = "setup-secret-5e1f"
 	srv := confidentialProvider(t, secret)
 	ctx := testContext(t, time.Minute)
@@ -502,6 +511,7 @@ func TestSetupKeepsTheClientSecretOutOfArgv(t *testing.T) {
 // TestSetupEditsAKubeconfigThroughItsSymlink (issue 12, defect 10): the
 // link stays, the file it points at changes.
 func TestSetupEditsAKubeconfigThroughItsSymlink(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	target := filepath.Join(dir, "dotfiles", "kubeconfig")
 	os.MkdirAll(filepath.Dir(target), 0o700)
@@ -528,6 +538,7 @@ func TestSetupEditsAKubeconfigThroughItsSymlink(t *testing.T) {
 // that does not exist is created only with --cluster naming a cluster of
 // the kubeconfig; otherwise nothing is written.
 func TestSetupRefusesAContextWithoutCluster(t *testing.T) {
+	t.Parallel()
 	ctx := testContext(t, time.Minute)
 	kc := filepath.Join(t.TempDir(), "config")
 	k := kubectlPath(t)

@@ -13,6 +13,7 @@ import (
 // run signs in, and the cache directory gets no session, no lock, no
 // index record.
 func TestTokenCacheNone(t *testing.T) {
+	t.Parallel()
 	p := providertest.StartZitadel(t, providertest.Options{})
 	s := newSession(t, p, "--token-cache=none")
 	ctx := testContext(t, time.Minute)
@@ -53,6 +54,7 @@ func TestTokenCacheNone(t *testing.T) {
 }
 
 func TestTokenCacheFlagIsChecked(t *testing.T) {
+	t.Parallel()
 	p := providertest.StartZitadel(t, providertest.Options{})
 	s := newSession(t, p, "--token-cache=vault")
 	ctx := testContext(t, time.Minute)
