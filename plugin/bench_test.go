@@ -304,7 +304,7 @@ func BenchmarkPollingCPU(b *testing.B) {
 type benchProc struct {
 	cmd      *exec.Cmd
 	stdout   bytes.Buffer
-	stderr   syncBuffer
+	stderr   providertest.SyncBuffer
 	firstOut time.Time // when the first byte reached stdout
 	done     chan struct{}
 	exit     int

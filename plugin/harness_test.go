@@ -326,17 +326,10 @@ func httpClientFor(p providertest.Provider) *http.Client {
 	return http.DefaultClient
 }
 
-// syncBuffer is a bytes.Buffer that a running process writes to while the
-// test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
 // proc is a running process whose output the test can watch.
 type proc struct {
 	cmd            *exec.Cmd
-	stdout, stderr syncBuffer
+	stdout, stderr providertest.SyncBuffer
 	start          time.Time
 	done           chan struct{}
 	res            result // set before done is closed
@@ -628,18 +621,6 @@ func fill(t *testing.T, dir string) {
 			return
 		}
 	}
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func (p *proc) wait() result {

@@ -224,7 +224,7 @@ func (s *Settings) resolveIdentity(o Options) error {
 		scopes = DefaultScopes
 	}
 	for _, sc := range scopes {
-		if !validScope(sc) {
+		if !provider.ValidScope(sc) {
 			return fmt.Errorf("--scope %q is not a valid scope: give one scope per flag, of printable ASCII characters without spaces, quotes or backslashes (RFC 6749 §3.3)", terminal.Sanitize(sc, 60))
 		}
 	}
@@ -327,21 +327,6 @@ func oneOf(flag, v string) (string, error) {
 	}
 	last := len(allowed) - 1
 	return "", fmt.Errorf("--%s must be %s or %s, not %q", flag, strings.Join(allowed[:last], ", "), allowed[last], terminal.Sanitize(v, 40))
-}
-
-// validScope checks a scope token (RFC 6749 §3.3):
-// 1*( %x21 / %x23-5B / %x5D-7E ).
-func validScope(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return true
 }
 
 // printable refuses a setting that holds control or invisible characters

@@ -145,12 +145,25 @@ func oauthErrorIn(status int, body []byte) (*OAuthError, bool) {
 // validCode checks an error code's characters (RFC 6749 §5.2:
 // %x20-21 / %x23-5B / %x5D-7E).
 func validCode(s string) bool {
-	if s == "" || len(s) > 200 {
+	return len(s) <= 200 && nqsChars(s, true)
+}
+
+// ValidScope checks a scope token (RFC 6749 §3.3:
+// 1*( %x21 / %x23-5B / %x5D-7E )).
+func ValidScope(s string) bool {
+	return nqsChars(s, false)
+}
+
+// nqsChars tells whether s is not empty and made of RFC 6749's NQSCHAR
+// (printable ASCII but the double quote and the backslash), the space
+// included when space is.
+func nqsChars(s string, space bool) bool {
+	if s == "" {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+		if c > 0x7e || c == '"' || c == '\\' || c < 0x21 && !(space && c == ' ') {
 			return false
 		}
 	}

@@ -192,7 +192,7 @@ func startNode(t testing.TB, opts Options) (*nodeProvider, error) {
 	if err != nil {
 		return nil, err
 	}
-	logs := &nodeSyncBuffer{}
+	logs := &SyncBuffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -267,7 +267,7 @@ type nodeProvider struct {
 	clientID  string
 	cmd       *exec.Cmd
 	stdin     io.Closer
-	logs      *nodeSyncBuffer
+	logs      *SyncBuffer
 	exited    chan struct{}
 	waitErr   error // set before exited is closed
 	transport *http.Transport
@@ -590,22 +590,27 @@ func nodePageText(page string) string {
 	return s
 }
 
-// nodeSyncBuffer collects the server's output for failure reports.
-type nodeSyncBuffer struct {
+// SyncBuffer is a buffer a running process writes to while a test reads
+// it: the output of the Node server, of the plugin processes the tests
+// start. It keeps the first 4 MiB, so that memory stays bounded in long
+// runs.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *nodeSyncBuffer) Write(p []byte) (int, error) {
+// Write appends p (or drops it, past 4 MiB).
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.buf.Len() > 4<<20 { // keep memory bounded in long runs
+	if b.buf.Len() > 4<<20 {
 		return len(p), nil
 	}
 	return b.buf.Write(p)
 }
 
-func (b *nodeSyncBuffer) String() string {
+// String is what was written so far.
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
