@@ -24,21 +24,15 @@ import (
 // does not share deletion), refuses what is not a regular file, and, when
 // private, a file others may read.
 func readRegular(path string, limit int64, private bool) ([]byte, error) {
-	p, err := windows.UTF16PtrFromString(path)
-	if err != nil {
-		return nil, &BadFileError{path, "its name cannot be used"}
-	}
-	h, err := windows.CreateFile(p, windows.GENERIC_READ,
-		windows.FILE_SHARE_READ|windows.FILE_SHARE_WRITE|windows.FILE_SHARE_DELETE,
-		nil, windows.OPEN_EXISTING, windows.FILE_ATTRIBUTE_NORMAL|windows.FILE_FLAG_OPEN_REPARSE_POINT, 0)
+	f, err := openShared(path)
 	switch {
 	case errors.Is(err, windows.ERROR_FILE_NOT_FOUND), errors.Is(err, windows.ERROR_PATH_NOT_FOUND):
 		return nil, &fs.PathError{Op: "open", Path: path, Err: fs.ErrNotExist}
 	case err != nil:
 		return nil, &BadFileError{path, "cannot open it: " + err.Error()}
 	}
-	f := os.NewFile(uintptr(h), path)
 	defer f.Close()
+	h := windows.Handle(f.Fd())
 	st, err := f.Stat()
 	if err != nil {
 		return nil, &BadFileError{path, "cannot inspect it: " + describe(err)}
@@ -56,6 +50,22 @@ func readRegular(path string, limit int64, private bool) ([]byte, error) {
 		return nil, &BadFileError{path, "cannot read it: " + describe(err)}
 	}
 	return data, nil
+}
+
+// openShared opens path for reading, sharing reading, writing and
+// deletion, without following a reparse point (a link).
+func openShared(path string) (*os.File, error) {
+	p, err := windows.UTF16PtrFromString(path)
+	if err != nil {
+		return nil, err
+	}
+	h, err := windows.CreateFile(p, windows.GENERIC_READ,
+		windows.FILE_SHARE_READ|windows.FILE_SHARE_WRITE|windows.FILE_SHARE_DELETE,
+		nil, windows.OPEN_EXISTING, windows.FILE_ATTRIBUTE_NORMAL|windows.FILE_FLAG_OPEN_REPARSE_POINT, 0)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(h), path), nil
 }
 
 // currentUser is the SID of the user this process runs as.

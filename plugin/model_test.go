@@ -1,3 +1,5 @@
+//go:build linux
+
 package plugin_test
 
 // TestSessionModel is a model-based test of one session's life: a seeded
