@@ -7,10 +7,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/token"
 
 	"github.com/devicelogin/kubectl-device-login/cache"
 	"github.com/devicelogin/kubectl-device-login/plugin"
@@ -111,117 +116,430 @@ type execEdit struct {
 }
 
 // editKubeconfig applies e to the exec block of user in a kubeconfig
-// document, through a YAML node tree: comments, key order and the style
-// of everything else are kept. It returns errNoUser when the document
-// has no such user.
+// document. It edits a syntax tree that keeps comments and key order, and
+// writes only the exec block anew: every byte before and after it stays
+// as it was. (Should the printer not reproduce the block as it stands,
+// for an unusual layout, the whole document is printed from the tree.)
+// It returns errNoUser when the document has no such user.
 func editKubeconfig(data []byte, user string, e execEdit) ([]byte, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("it is not valid YAML (%v)", err)
+	f, err := parser.ParseBytes(data, parser.ParseComments, parser.AllowDuplicateMapKey())
+	if err != nil {
+		return nil, fmt.Errorf("it is not valid YAML (%s)", yamlProblem(err))
 	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+	docs := f.Docs
+	for len(docs) > 0 && isDirective(docs[0].Body) {
+		docs = docs[1:] // %YAML or %TAG, before the document itself
+	}
+	if len(docs) == 0 {
 		return nil, errNoUser
 	}
-	root := doc.Content[0]
-	if root.Kind != yaml.MappingNode {
+	var root *ast.MappingNode
+	switch body := bare(docs[0].Body).(type) {
+	case nil, *ast.CommentGroupNode:
+		return nil, errNoUser
+	case *ast.MappingNode:
+		root = body
+	default:
 		return nil, errors.New("it is not a kubeconfig (its top level is not a mapping)")
 	}
-	users := mappingValue(root, "users")
-	if users == nil || users.Kind != yaml.SequenceNode {
+	users, _ := bare(mappingValue(root, "users")).(*ast.SequenceNode)
+	if users == nil {
 		return nil, errNoUser
 	}
-	for _, item := range users.Content {
-		name := mappingValue(item, "name")
-		if name == nil || name.Kind != yaml.ScalarNode || name.Value != user {
+	for _, item := range users.Values {
+		item, _ := bare(item).(*ast.MappingNode)
+		if name, ok := scalarText(mappingValue(item, "name")); !ok || name != user {
 			continue
 		}
-		exec := mappingValue(mappingValue(item, "user"), "exec")
-		if exec == nil || exec.Kind != yaml.MappingNode {
+		account, _ := bare(mappingValue(item, "user")).(*ast.MappingNode)
+		exec, _ := bare(mappingValue(account, "exec")).(*ast.MappingNode)
+		if exec == nil {
 			return nil, fmt.Errorf("its user %s has no exec block", show(user))
 		}
-		hint, mode := &yaml.Node{}, &yaml.Node{}
-		hint.SetString(e.installHint)
-		setMappingValue(exec, "installHint", hint)
-		mode.SetString(e.interactiveMode)
-		setMappingValue(exec, "interactiveMode", mode)
-		setMappingValue(exec, "provideClusterInfo", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(e.provideClusterInfo)})
-		setSecretEnv(exec, e.secret)
-		var b bytes.Buffer
-		enc := yaml.NewEncoder(&b)
-		enc.SetIndent(2)
-		enc.CompactSeqIndent() // as kubectl writes lists
-		if err := enc.Encode(&doc); err != nil {
+		crlf := bytes.Contains(data, []byte("\r\n"))
+		start, was, inPlace := locate(data, exec, crlf)
+		if err := applyEdit(exec, e); err != nil {
 			return nil, err
 		}
-		if err := enc.Close(); err != nil {
-			return nil, err
+		if inPlace {
+			return slices.Concat(data[:start], []byte(printed(exec, crlf)), data[start+len(was):]), nil
 		}
-		return b.Bytes(), nil
+		return []byte(f.String()), nil
 	}
 	return nil, errNoUser
 }
 
-// mappingValue is the value of key in mapping m, or nil.
-func mappingValue(m *yaml.Node, key string) *yaml.Node {
-	if m == nil || m.Kind != yaml.MappingNode {
+// applyEdit sets what e holds in the exec mapping.
+func applyEdit(exec *ast.MappingNode, e execEdit) error {
+	indent, flow := keyIndent(exec)
+	for _, kv := range []struct{ key, value string }{
+		{"installHint", yamlScalar(e.installHint, indent, flow)},
+		{"interactiveMode", yamlScalar(e.interactiveMode, indent, flow)},
+		{"provideClusterInfo", strconv.FormatBool(e.provideClusterInfo)},
+	} {
+		if err := setMappingValue(exec, kv.key, kv.value); err != nil {
+			return err
+		}
+	}
+	return setSecretEnv(exec, e.secret)
+}
+
+// yamlProblem is the parser's complaint and the line it is about, without
+// the excerpt of the file its message would show (a secret, perhaps).
+func yamlProblem(err error) string {
+	var pe interface {
+		GetMessage() string
+		GetToken() *token.Token
+	}
+	if !errors.As(err, &pe) {
+		return "its syntax is broken"
+	}
+	msg := terminal.Sanitize(pe.GetMessage(), 200)
+	if tk := pe.GetToken(); tk != nil && tk.Position != nil {
+		return fmt.Sprintf("line %d: %s", tk.Position.Line, msg)
+	}
+	return msg
+}
+
+// bare is n without an anchor or a tag in front of it.
+func bare(n ast.Node) ast.Node {
+	for {
+		switch v := n.(type) {
+		case *ast.AnchorNode:
+			n = v.Value
+		case *ast.TagNode:
+			n = v.Value
+		default:
+			return n
+		}
+	}
+}
+
+// scalarText is the text of a scalar node, as written for one that is not
+// a string (a number, true, null).
+func scalarText(n ast.Node) (string, bool) {
+	switch v := bare(n).(type) {
+	case *ast.StringNode:
+		return v.Value, true
+	case *ast.LiteralNode:
+		return v.Value.Value, true
+	case *ast.MappingKeyNode:
+		return scalarText(v.Value)
+	case ast.ScalarNode:
+		return v.GetToken().Value, true
+	}
+	return "", false
+}
+
+// mappingEntry is the entry of key in mapping m (the first), or nil.
+func mappingEntry(m *ast.MappingNode, key string) *ast.MappingValueNode {
+	if m == nil {
 		return nil
 	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
+	for _, kv := range m.Values {
+		if k, ok := scalarText(kv.Key); ok && k == key {
+			return kv
 		}
 	}
 	return nil
 }
 
-// setMappingValue replaces the value of key in m, or inserts the key
-// before the first key that sorts after it (kubectl writes keys in
-// alphabetical order).
-func setMappingValue(m *yaml.Node, key string, v *yaml.Node) {
-	at := len(m.Content)
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		k := m.Content[i].Value
+// mappingValue is the value of key in mapping m, or nil.
+func mappingValue(m *ast.MappingNode, key string) ast.Node {
+	if kv := mappingEntry(m, key); kv != nil {
+		return kv.Value
+	}
+	return nil
+}
+
+// keyIndent is the indentation of a block mapping's keys; flow is true
+// for a mapping in braces, where no block may go.
+func keyIndent(m *ast.MappingNode) (indent string, flow bool) {
+	if m.IsFlowStyle || len(m.Values) == 0 {
+		return "", true
+	}
+	return strings.Repeat(" ", max(m.Values[0].Key.GetToken().Position.Column-1, 0)), false
+}
+
+// setMappingValue sets key in m to value (YAML text written for m's
+// indentation): the entry takes the place of the key's entry, keeping its
+// comments, or goes before the first key that sorts after it (kubectl
+// writes keys in alphabetical order).
+func setMappingValue(m *ast.MappingNode, key, value string) error {
+	kv, err := parseEntry(m, key, value)
+	if err != nil {
+		return err
+	}
+	at := len(m.Values)
+	for i, old := range m.Values {
+		k, _ := scalarText(old.Key)
 		if k == key {
-			v.LineComment = m.Content[i+1].LineComment
-			m.Content[i+1] = v
-			return
+			// The whole entry is replaced, not just its value: the
+			// printer lays a value out by comparing its indentation
+			// level with its key's, which only the parse of one text
+			// gives consistently.
+			kv.Comment, kv.FootComment = old.Comment, old.FootComment
+			if c := old.Value.GetComment(); c != nil {
+				if err := kv.Value.SetComment(c); err != nil {
+					return err
+				}
+			}
+			m.Values[i] = kv
+			return nil
 		}
-		if k > key && at == len(m.Content) {
+		if k > key && at == len(m.Values) {
 			at = i
 		}
 	}
-	k := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}
-	m.Content = append(m.Content[:at], append([]*yaml.Node{k, v}, m.Content[at:]...)...)
+	m.Values = slices.Insert(m.Values, at, kv)
+	return nil
+}
+
+// parseEntry parses "key: value" as an entry of m: in braces for a flow
+// mapping, else indented as m's keys are, so that the printer places it
+// and any block in it where they belong.
+func parseEntry(m *ast.MappingNode, key, value string) (*ast.MappingValueNode, error) {
+	indent, flow := keyIndent(m)
+	src := indent + key + ": " + value + "\n"
+	if flow {
+		src = "{" + key + ": " + value + "}"
+	}
+	n, err := parseNode(src)
+	if err != nil {
+		return nil, err
+	}
+	if kv, ok := n.(*ast.MappingNode); ok && len(kv.Values) == 1 {
+		return kv.Values[0], nil
+	}
+	return nil, fmt.Errorf("the entry %s came out as %T", key, n)
+}
+
+// parseNode parses YAML that setup wrote itself.
+func parseNode(src string) (ast.Node, error) {
+	f, err := parser.ParseBytes([]byte(src), 0)
+	if err != nil {
+		return nil, fmt.Errorf("setup wrote YAML it cannot read back (%s)", yamlProblem(err))
+	}
+	if len(f.Docs) != 1 || f.Docs[0].Body == nil {
+		return nil, errors.New("setup wrote YAML it cannot read back")
+	}
+	return f.Docs[0].Body, nil
 }
 
 // setSecretEnv removes plugin.ClientSecretEnv from the exec block's env
 // and, when secret is set, adds it back with that value.
-func setSecretEnv(exec *yaml.Node, secret string) {
-	env := mappingValue(exec, "env")
-	if env != nil && env.Kind == yaml.SequenceNode {
-		kept := env.Content[:0]
-		for _, v := range env.Content {
-			if n := mappingValue(v, "name"); n == nil || n.Value != plugin.ClientSecretEnv {
-				kept = append(kept, v)
-			}
+func setSecretEnv(exec *ast.MappingNode, secret string) error {
+	env, _ := bare(mappingValue(exec, "env")).(*ast.SequenceNode)
+	if env != nil {
+		removeVariable(env, plugin.ClientSecretEnv)
+	}
+	if env != nil && len(env.Values) == 0 && !env.IsFlowStyle {
+		// No entry is left to write the list as lines of; the printer
+		// would put its [] at the start of a line.
+		env = nil
+		if secret == "" {
+			return setMappingValue(exec, "env", "[]")
 		}
-		env.Content = kept
 	}
 	if secret == "" {
-		return
+		return nil
 	}
-	if env == nil || env.Kind != yaml.SequenceNode {
-		env = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-		setMappingValue(exec, "env", env)
+	indent, flow := keyIndent(exec)
+	if env == nil {
+		// A list of its own, with the dashes where kubectl puts them:
+		// under the key.
+		if flow {
+			return setMappingValue(exec, "env", "["+secretEntry(secret, "", true)+"]")
+		}
+		return setMappingValue(exec, "env", "\n"+secretEntry(secret, indent, false))
 	}
-	env.Style &^= yaml.FlowStyle
-	name, value := &yaml.Node{}, &yaml.Node{}
-	name.SetString(plugin.ClientSecretEnv)
-	value.SetString(secret)
-	env.Content = append(env.Content, &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{
-		{Kind: yaml.ScalarNode, Tag: "!!str", Value: "name"}, name,
-		{Kind: yaml.ScalarNode, Tag: "!!str", Value: "value"}, value,
-	}})
+	src := "[" + secretEntry(secret, "", true) + "]"
+	if !env.IsFlowStyle {
+		src = secretEntry(secret, strings.Repeat(" ", max(env.Start.Position.Column-1, 0)), false) + "\n"
+	}
+	n, err := parseNode(src)
+	if err != nil {
+		return err
+	}
+	item, ok := n.(*ast.SequenceNode)
+	if !ok || len(item.Values) != 1 {
+		return fmt.Errorf("the env entry came out as %T", n)
+	}
+	if len(env.ValueHeadComments) == len(env.Values) {
+		env.ValueHeadComments = append(env.ValueHeadComments, nil)
+	}
+	if len(env.Entries) == len(env.Values) && len(item.Entries) == 1 {
+		env.Entries = append(env.Entries, item.Entries[0])
+	}
+	env.Values = append(env.Values, item.Values[0])
+	return nil
+}
+
+// secretEntry is the env entry that holds the client secret: in braces for
+// a flow list, else as lines that start with a dash indented by dash.
+func secretEntry(secret, dash string, flow bool) string {
+	if flow {
+		return "{name: " + plugin.ClientSecretEnv + ", value: " + yamlScalar(secret, "", true) + "}"
+	}
+	return dash + "- name: " + plugin.ClientSecretEnv + "\n" + dash + "  value: " + yamlScalar(secret, dash+"  ", false)
+}
+
+// removeVariable removes the entries named name from an env list, with
+// the comments above them.
+func removeVariable(env *ast.SequenceNode, name string) {
+	n := len(env.Values)
+	heads, entries := len(env.ValueHeadComments) == n, len(env.Entries) == n
+	kept := 0
+	for i, v := range env.Values {
+		item, _ := bare(v).(*ast.MappingNode)
+		if s, ok := scalarText(mappingValue(item, "name")); ok && s == name {
+			continue
+		}
+		env.Values[kept] = v
+		if heads {
+			env.ValueHeadComments[kept] = env.ValueHeadComments[i]
+		}
+		if entries {
+			env.Entries[kept] = env.Entries[i]
+		}
+		kept++
+	}
+	env.Values = env.Values[:kept]
+	if heads {
+		env.ValueHeadComments = env.ValueHeadComments[:kept]
+	}
+	if entries {
+		env.Entries = env.Entries[:kept]
+	}
+}
+
+// printed is mapping m as the printer writes it, with the line breaks of
+// the file (the printer's are \n).
+func printed(m *ast.MappingNode, crlf bool) string {
+	if crlf {
+		return strings.ReplaceAll(m.String(), "\n", "\r\n")
+	}
+	return m.String()
+}
+
+// isDirective says whether a document is a %YAML or %TAG line.
+func isDirective(n ast.Node) bool {
+	_, ok := n.(*ast.DirectiveNode)
+	return ok
+}
+
+// locate finds the text of mapping m in data: where it starts, and how the
+// printer writes it. inPlace says that this is exactly the text there, so
+// that the edited mapping can take its place and nothing else changes.
+func locate(data []byte, m *ast.MappingNode, crlf bool) (start int, text string, inPlace bool) {
+	pos := m.Start.Position // the brace of a flow mapping
+	if _, flow := keyIndent(m); !flow {
+		// A block mapping starts at the line of its first key, or of the
+		// comment above it.
+		first := m.Values[0]
+		pos = &token.Position{Line: first.Key.GetToken().Position.Line, Column: 1}
+		if c := first.GetComment(); c != nil && len(c.Comments) > 0 {
+			pos.Line = min(pos.Line, c.Comments[0].Token.Position.Line)
+		}
+	}
+	start, ok := byteOffset(data, pos)
+	text = printed(m, crlf)
+	return start, text, ok && bytes.HasPrefix(data[start:], []byte(text))
+}
+
+// byteOffset is the offset in data of a line and column as the parser
+// counts them: from 1, the column in characters.
+func byteOffset(data []byte, pos *token.Position) (int, bool) {
+	off := 0
+	for line := 1; line < pos.Line; line++ {
+		i := bytes.IndexByte(data[off:], '\n')
+		if i < 0 {
+			return 0, false
+		}
+		off += i + 1
+	}
+	for col := 1; col < pos.Column; col++ {
+		if off >= len(data) || data[off] == '\n' {
+			return 0, false
+		}
+		_, size := utf8.DecodeRune(data[off:])
+		off += size
+	}
+	return off, true
+}
+
+// yamlScalar writes s as a YAML scalar: plain when that cannot be read as
+// anything but this string; a literal block (|) for lines of text, with
+// its lines indented under a key indented by indent (not in a flow
+// collection, flow); double-quoted otherwise.
+func yamlScalar(s, indent string, flow bool) string {
+	if plainScalar(s) {
+		return s
+	}
+	if flow || !literalText(s) {
+		// strconv.Quote's escapes (\n, \t, \x1b, \u2028…) are YAML's too.
+		return strconv.Quote(s)
+	}
+	var b strings.Builder
+	b.WriteString("|")
+	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+	for _, line := range lines {
+		if line != "" {
+			// Text that starts with a space needs its indentation said.
+			if line[0] == ' ' {
+				b.WriteString("2")
+			}
+			break
+		}
+	}
+	if !strings.HasSuffix(s, "\n") {
+		b.WriteString("-")
+	}
+	for _, line := range lines {
+		b.WriteString("\n")
+		if line != "" {
+			b.WriteString(indent + "  " + line)
+		}
+	}
+	return b.String()
+}
+
+// plainScalar says whether s can be written without quotes: words (no
+// indicator that YAML gives a meaning, no leading digit or sign, which
+// could make it a number), and none of the words YAML 1.1 or 1.2 reads as
+// a boolean or null.
+func plainScalar(s string) bool {
+	if s == "" || strings.TrimSpace(s) != s {
+		return false
+	}
+	switch strings.ToLower(s) {
+	case "y", "n", "yes", "no", "on", "off", "true", "false", "null":
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case unicode.IsLetter(r), r == '_', r == '/':
+		case i > 0 && (unicode.IsDigit(r) || strings.ContainsRune("-.+=@~^$%()!;<> ", r)):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// literalText says whether s can be a literal block: lines of printable
+// text, not all blank, ending in at most one line break (a literal block
+// cannot keep more once the printer has trimmed them).
+func literalText(s string) bool {
+	if !strings.Contains(s, "\n") || strings.HasSuffix(s, "\n\n") || strings.TrimSpace(s) == "" {
+		return false
+	}
+	for _, r := range s {
+		if r != '\n' && !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // editFile edits the exec block of user in the kubeconfig at path. A
