@@ -90,3 +90,28 @@ func TestEveryDocumentedCommandIsScripted(t *testing.T) {
 		t.Errorf("only %d documented commands found; is the extraction broken?", checked)
 	}
 }
+
+// TestArchitecturePackagesExist keeps docs/architecture.md true: every
+// package and test file it names exists.
+func TestArchitecturePackagesExist(t *testing.T) {
+	data, err := os.ReadFile("../../docs/architecture.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := regexp.MustCompile("`((?:cmd|plugin|cache)(?:/[a-z_./-]+)?)`").FindAllStringSubmatch(string(data), -1)
+	if len(named) < 10 {
+		t.Fatalf("found only %d names in docs/architecture.md", len(named))
+	}
+	for _, m := range named {
+		path := filepath.Join("..", "..", m[1])
+		st, err := os.Stat(path)
+		switch {
+		case err != nil:
+			t.Errorf("docs/architecture.md names %s, which does not exist", m[1])
+		case st.IsDir() && strings.Contains(m[1], "/") && !strings.Contains(m[1], "testdata"):
+			if gofiles, _ := filepath.Glob(filepath.Join(path, "*.go")); len(gofiles) == 0 {
+				t.Errorf("docs/architecture.md names %s, which holds no Go package", m[1])
+			}
+		}
+	}
+}
