@@ -1,0 +1,131 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/devicelogin/kubectl-device-login/plugin"
+	"github.com/devicelogin/kubectl-device-login/plugin/terminal"
+	"github.com/spf13/pflag"
+)
+
+// Flags shared by several commands, and their help.
+
+// emptyInline refuses --name= for any flag before pflag sees it, so that
+// flags of every type (durations, booleans) get the sentence emptyValue
+// gives the others.
+func emptyInline(fs *pflag.FlagSet, args []string) error {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if name, ok := strings.CutSuffix(strings.TrimPrefix(a, "--"), "="); ok && strings.HasPrefix(a, "--") && fs.Lookup(name) != nil {
+			return emptyError(name)
+		}
+	}
+	return nil
+}
+
+func emptyError(name string) error {
+	return fmt.Errorf("--%s needs a value; leave the flag out to get its default", name)
+}
+
+// emptyValue refuses a flag given with an empty value (--token=): one
+// rule for every flag, since an empty value never means anything useful.
+// Leaving a flag out gives its default.
+func emptyValue(fs *pflag.FlagSet) error {
+	var err error
+	fs.Visit(func(f *pflag.Flag) {
+		empty := f.Value.String() == ""
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			empty = slices.Contains(sv.GetSlice(), "")
+		}
+		if empty && err == nil {
+			err = emptyError(f.Name)
+		}
+	})
+	return err
+}
+
+// choice describes an enumerated flag: what it does and its values.
+func choice(flag, what string) string {
+	return what + ": " + strings.Join(plugin.Allowed(flag), ", ")
+}
+
+// identityFlags are the flags that say which login a command is about.
+func identityFlags(fs *pflag.FlagSet, o *plugin.Options) {
+	fs.StringVar(&o.IssuerURL, "issuer-url", "", "OpenID provider's issuer URL (https, or http on loopback)")
+	fs.StringVar(&o.ClientID, "client-id", "", "OAuth 2.0 client ID registered for kubectl")
+	secretFlags(fs, o)
+	fs.StringArrayVar(&o.Scopes, "scope", nil, "scope to request; repeat for several (default openid and offline_access; none with --grant-type=client-credentials)")
+	fs.StringArrayVar(&o.ExtraParams, "extra-param", nil, "name=value sent with the device authorization request (the token request with --grant-type=client-credentials), e.g. audience=kubernetes; repeatable")
+	fs.StringVar(&o.Token, "token", plugin.TokenAccess, choice("token", "token to give kubectl"))
+	fs.StringVar(&o.GrantType, "grant-type", plugin.GrantDeviceCode, choice("grant-type", "how to get tokens (client-credentials: the client's own, for CI; needs the client secret)"))
+	fs.StringVar(&o.PKCE, "pkce", "auto", choice("pkce", "send a PKCE challenge with the device authorization request (auto: only when the provider refuses the request without one)"))
+}
+
+// secretFlags say where a confidential client's secret is.
+func secretFlags(fs *pflag.FlagSet, o *plugin.Options) {
+	fs.StringVar(&o.ClientSecret, "client-secret", "", "client secret, for confidential clients only (visible to every user of this machine on the command line: prefer $"+plugin.ClientSecretEnv+" or --client-secret-file)")
+	fs.StringVar(&o.ClientSecretFile, "client-secret-file", "", "file that holds the client secret")
+	fs.StringVar(&o.ClientAuth, "client-auth", "", choice("client-auth", "how a confidential client sends its secret (default basic, unless the provider only takes post)"))
+}
+
+// transportFlags say how to reach the provider and where sessions live.
+func transportFlags(fs *pflag.FlagSet, v *values) {
+	o := &v.o
+	fs.StringVar(&o.DeviceAuthorizationEndpoint, "device-authorization-endpoint", "", "device authorization endpoint, for providers without discovery")
+	fs.StringVar(&o.TokenEndpoint, "token-endpoint", "", "token endpoint, for providers without discovery")
+	fs.StringArrayVar(&o.CertificateAuthorities, "certificate-authority", nil, "PEM file of a CA to trust for the provider, besides the system's; repeatable")
+	fs.StringArrayVar(&o.CertificateAuthorityData, "certificate-authority-data", nil, "base64 PEM of a CA to trust for the provider, as in a kubeconfig; repeatable")
+	fs.BoolVar(&o.AllowCrossOriginEndpoints, "allow-cross-origin-endpoints", false, "accept device authorization and token endpoints that discovery names on another origin than the issuer")
+	fs.BoolVar(&o.InsecureSkipTLSVerify, "insecure-skip-tls-verify", false, "do not check the provider's certificate (for tests only)")
+	fs.DurationVar(&o.RequestTimeout, "request-timeout", plugin.DefaultRequestTimeout, "longest wait for one answer from the provider")
+	cacheFlags(fs, v)
+}
+
+func cacheFlags(fs *pflag.FlagSet, v *values) {
+	fs.StringVar(&v.o.CacheDir, "cache-dir", "", "directory for sessions (default "+plugin.DefaultCacheDir()+")")
+	fs.StringVar(&v.o.TokenCache, "token-cache", plugin.TokenCacheDisk, choice("token-cache", "where sessions are kept (disk: files in the cache directory; keyring: the OS keychain, disk with a warning when it cannot be used; none: nothing kept, a sign-in on every run)"))
+	fs.BoolVarP(&v.verbose, "verbose", "v", false, "describe each step on stderr (never prints tokens)")
+}
+
+// signInFlags shape the sign-in itself.
+func signInFlags(fs *pflag.FlagSet, v *values) {
+	fs.DurationVar(&v.o.RefreshMargin, "refresh-margin", plugin.DefaultRefreshMargin, "refresh this long before the token expires (at most half its lifetime)")
+	fs.DurationVar(&v.o.LockTimeout, "lock-timeout", plugin.DefaultLockTimeout, "longest wait for another sign-in or refresh of the same session")
+	fs.StringVar(&v.qr, "qr", terminal.QRAuto, choice("qr", "QR code of the sign-in address (auto: on a terminal, when it fits)"))
+	fs.BoolVar(&v.openBrowser, "open-browser", false, "also open the sign-in address in this machine's browser")
+}
+
+// printFlags lists flags for people: name, the kind of value, what it
+// does, and its default when that is not obvious.
+func printFlags(w io.Writer, fs *pflag.FlagSet) {
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	fs.VisitAll(func(f *pflag.Flag) {
+		name := "      --" + f.Name
+		if f.Shorthand != "" {
+			name = "  -" + f.Shorthand + ", --" + f.Name
+		}
+		kind, usage := pflag.UnquoteUsage(f)
+		switch kind {
+		case "bool":
+			kind = ""
+		case "stringArray":
+			kind = "string"
+		}
+		if kind != "" {
+			name += " " + kind
+		}
+		switch f.DefValue {
+		case "", "false", "[]", "0s":
+		default:
+			usage += " (default " + f.DefValue + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", name, usage)
+	})
+	tw.Flush()
+}
