@@ -1,12 +1,13 @@
 package cache
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/devicelogin/kubectl-device-login/cache/minijson"
 )
 
 // Format is the value of the "format" field of every session this version
@@ -86,13 +87,81 @@ func Decode(data []byte) (e *Entry, reason string) {
 		return nil, "it is larger than 1 MiB, so it is not one of ours"
 	}
 	var v file
-	if err := json.NewDecoder(bytes.NewReader(data)).Decode(&v); err != nil {
+	if err := v.read(minijson.NewReader(data)); err != nil {
 		return nil, "it is not valid JSON (a damaged or foreign file); it will be replaced at the next sign-in"
 	}
 	if v.Format != Format {
 		return nil, fmt.Sprintf("it has format %q, not %q (written by another program or version)", truncate(v.Format, 60), Format)
 	}
 	return &v.Entry, ""
+}
+
+// read decodes a session file into f exactly as a json.Decoder's Decode
+// does (the first JSON value; whatever follows it is not read), without
+// its reflection: on a cache hit this is the first and only JSON a
+// process reads, and building encoding/json's decoder for these types
+// would cost more than the rest of the hit. The members are the fields'
+// JSON names; FuzzReadMatchesEncodingJSON holds read to encoding/json.
+func (f *file) read(r *minijson.Reader) error {
+	e := &f.Entry
+	return r.Object(func(name []byte) error {
+		switch string(name) {
+		case "format":
+			return r.String(&f.Format)
+		case "key":
+			return e.Key.read(r)
+		case "token_endpoint":
+			return r.String(&e.TokenEndpoint)
+		case "revocation_endpoint":
+			return r.String(&e.RevocationEndpoint)
+		case "access_token":
+			return r.String(&e.AccessToken)
+		case "token_type":
+			return r.String(&e.TokenType)
+		case "expiry":
+			return readTime(r, &e.Expiry)
+		case "refresh_token":
+			return r.String(&e.RefreshToken)
+		case "id_token":
+			return r.String(&e.IDToken)
+		case "id_token_expiry":
+			return readTime(r, &e.IDTokenExpiry)
+		case "issued_at":
+			return readTime(r, &e.IssuedAt)
+		case "superseded_refresh_tokens":
+			return r.Strings(&e.Superseded)
+		}
+		return nil
+	})
+}
+
+// read decodes a key's JSON object into k, as encoding/json does.
+func (k *Key) read(r *minijson.Reader) error {
+	return r.Object(func(name []byte) error {
+		switch string(name) {
+		case "issuer":
+			return r.String(&k.Issuer)
+		case "client_id":
+			return r.String(&k.ClientID)
+		case "scopes":
+			return r.Strings(&k.Scopes)
+		case "extra_params":
+			return r.Strings(&k.ExtraParams)
+		case "token":
+			return r.String(&k.Token)
+		}
+		return nil
+	})
+}
+
+// readTime decodes a time as encoding/json does: it hands time.Time the
+// value as written (RFC 3339 in a string, or null for no change).
+func readTime(r *minijson.Reader, t *time.Time) error {
+	raw, err := r.Raw()
+	if err != nil {
+		return err
+	}
+	return t.UnmarshalJSON(raw)
 }
 
 // decodeFor decodes data as the session with this ID.

@@ -4,12 +4,12 @@
 package cache
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"slices"
 	"strings"
+
+	"github.com/devicelogin/kubectl-device-login/cache/minijson"
 )
 
 // Key is the identity of a login: what decides which tokens a sign-in
@@ -57,16 +57,19 @@ func sortedSet(s []string) []string {
 //
 //	["kubectl-device-login/key/v1", issuer, client_id, [scopes...], [extra params...], token]
 //
-// written without HTML escaping or spaces, after Normalize. The form is
+// written as encoding/json writes it with HTML escaping off, without
+// spaces, after Normalize. The form is
 // documented in docs/cache.md and stays stable across releases so that
 // upgrades keep people signed in.
 func (k Key) ID() string {
 	n := k.Normalize()
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	// Encoding strings and string slices cannot fail.
-	_ = enc.Encode([]any{keyVersion, n.Issuer, n.ClientID, n.Scopes, n.ExtraParams, n.Token})
-	sum := sha256.Sum256(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
+	b := []byte{'['}
+	for _, s := range []string{keyVersion, n.Issuer, n.ClientID} {
+		b = append(minijson.AppendString(b, s, false), ',')
+	}
+	b = append(minijson.AppendStrings(b, n.Scopes, false), ',')
+	b = append(minijson.AppendStrings(b, n.ExtraParams, false), ',')
+	b = append(minijson.AppendString(b, n.Token, false), ']')
+	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
 }
