@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/devicelogin/kubectl-device-login/cache/minijson"
 	"github.com/devicelogin/kubectl-device-login/plugin/provider"
 	"github.com/devicelogin/kubectl-device-login/plugin/terminal"
 )
@@ -43,18 +44,13 @@ func parseExecInfo(env string) (ExecInfo, error) {
 	if len(env) > maxExecInfo {
 		return ExecInfo{}, fmt.Errorf("KUBERNETES_EXEC_INFO is larger than 1 MiB; it should be set only by kubectl")
 	}
-	var v struct {
-		Kind       string `json:"kind"`
-		APIVersion string `json:"apiVersion"`
-		Spec       struct {
-			Interactive bool `json:"interactive"`
-			Cluster     *struct {
-				Config json.RawMessage `json:"config"`
-			} `json:"cluster"`
-		} `json:"spec"`
-	}
-	if err := json.Unmarshal([]byte(env), &v); err != nil {
-		return ExecInfo{}, fmt.Errorf("KUBERNETES_EXEC_INFO is not a valid ExecCredential JSON object (%s); unset it, or check the program that runs this plugin", provider.JSONProblem(err))
+	var v execRequest
+	if v.read([]byte(env)) != nil {
+		// encoding/json refuses it too, and says why in its own terms.
+		v = execRequest{}
+		if err := json.Unmarshal([]byte(env), &v); err != nil {
+			return ExecInfo{}, fmt.Errorf("KUBERNETES_EXEC_INFO is not a valid ExecCredential JSON object (%s); unset it, or check the program that runs this plugin", provider.JSONProblem(err))
+		}
 	}
 	if v.Kind != "" && v.Kind != "ExecCredential" {
 		return ExecInfo{}, fmt.Errorf("KUBERNETES_EXEC_INFO holds a %q, not an ExecCredential; unset it, or check the program that runs this plugin", terminal.Sanitize(v.Kind, 40))
@@ -71,6 +67,70 @@ func parseExecInfo(env string) (ExecInfo, error) {
 		info.ClusterConfig = c.Config
 	}
 	return info, nil
+}
+
+// execRequest is the part of the host's ExecCredential that the plugin
+// reads.
+type execRequest struct {
+	Kind       string `json:"kind"`
+	APIVersion string `json:"apiVersion"`
+	Spec       struct {
+		Interactive bool         `json:"interactive"`
+		Cluster     *execCluster `json:"cluster"`
+	} `json:"spec"`
+}
+
+type execCluster struct {
+	Config json.RawMessage `json:"config"`
+}
+
+// read decodes data into v exactly as json.Unmarshal does, without its
+// reflection, whose first use costs more than the rest of a cache hit's
+// own work; FuzzExecRequestMatchesEncodingJSON holds it to that. It
+// fails where json.Unmarshal fails, but with none of its descriptions.
+func (v *execRequest) read(data []byte) error {
+	r := minijson.NewReader(data)
+	spec := func(name []byte) error {
+		switch string(name) {
+		case "interactive":
+			return r.Bool(&v.Spec.Interactive)
+		case "cluster":
+			if r.Null() {
+				v.Spec.Cluster = nil
+				return nil
+			}
+			if v.Spec.Cluster == nil {
+				v.Spec.Cluster = &execCluster{}
+			}
+			c := v.Spec.Cluster
+			return r.Object(func(name []byte) error {
+				if string(name) != "config" {
+					return nil
+				}
+				raw, err := r.Raw()
+				if err != nil {
+					return err
+				}
+				return c.Config.UnmarshalJSON(raw)
+			})
+		}
+		return nil
+	}
+	err := r.Object(func(name []byte) error {
+		switch string(name) {
+		case "kind":
+			return r.String(&v.Kind)
+		case "apiversion":
+			return r.String(&v.APIVersion)
+		case "spec":
+			return r.Object(spec)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return r.End()
 }
 
 // Credential is what get-token hands to kubectl.
@@ -94,22 +154,21 @@ func (c Credential) Write(w io.Writer) error {
 		_, err := io.WriteString(w, c.Token+"\n")
 		return err
 	}
-	type status struct {
-		ExpirationTimestamp string `json:"expirationTimestamp,omitempty"`
-		Token               string `json:"token"`
-	}
-	doc := struct {
-		Kind       string `json:"kind"`
-		APIVersion string `json:"apiVersion"`
-		Status     status `json:"status"`
-	}{Kind: "ExecCredential", APIVersion: c.APIVersion, Status: status{Token: c.Token}}
+	// Byte for byte what json.Marshal wrote for it (HTML escaping
+	// included), without building its encoder by reflection first;
+	// TestCredentialWriteMatchesEncodingJSON holds it to that.
+	b := make([]byte, 0, 128+len(c.Token))
+	b = append(b, `{"kind":"ExecCredential","apiVersion":`...)
+	b = minijson.AppendString(b, c.APIVersion, true)
+	b = append(b, `,"status":{`...)
 	if !c.Expiry.IsZero() {
-		doc.Status.ExpirationTimestamp = c.Expiry.UTC().Truncate(time.Second).Format(time.RFC3339)
+		b = append(b, `"expirationTimestamp":`...)
+		b = minijson.AppendString(b, c.Expiry.UTC().Truncate(time.Second).Format(time.RFC3339), true)
+		b = append(b, ',')
 	}
-	b, err := json.Marshal(doc)
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(append(b, '\n'))
+	b = append(b, `"token":`...)
+	b = minijson.AppendString(b, c.Token, true)
+	b = append(b, "}}\n"...)
+	_, err := w.Write(b)
 	return err
 }
