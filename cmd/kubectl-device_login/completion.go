@@ -198,7 +198,7 @@ func (c completer) complete(ctx context.Context, words []string) answer {
 		}
 		return c.values(ctx, cmd, f, val, l)
 	case !l.dashdash && (strings.HasPrefix(cur, "-") || cur == "" && !takesArguments(cmd)):
-		return flagNames(fs, cur, l)
+		return flagNames(cmd, fs, cur, l)
 	case takesArguments(cmd) && l.positional == 0:
 		// completion's one argument: the shell.
 		var a answer
@@ -281,7 +281,7 @@ func scan(fs *pflag.FlagSet, words []string) line {
 
 // flagNames lists the flags that start with prefix, long and short,
 // leaving out those already given that cannot be repeated.
-func flagNames(fs *pflag.FlagSet, prefix string, l line) answer {
+func flagNames(cmd command, fs *pflag.FlagSet, prefix string, l line) answer {
 	a := answer{directive: directiveNoFileComp}
 	fs.VisitAll(func(f *pflag.Flag) {
 		if f.Hidden || f.Deprecated != "" {
@@ -290,9 +290,9 @@ func flagNames(fs *pflag.FlagSet, prefix string, l line) answer {
 		if _, repeatable := f.Value.(pflag.SliceValue); l.given[f.Name] && !repeatable {
 			return
 		}
-		a.add(prefix, "--"+f.Name, f.Usage)
+		a.add(prefix, "--"+f.Name, describe(cmd, f))
 		if f.Shorthand != "" {
-			a.add(prefix, "-"+f.Shorthand, f.Usage)
+			a.add(prefix, "-"+f.Shorthand, describe(cmd, f))
 		}
 	})
 	return a

@@ -64,11 +64,6 @@ func (r repeated) GetSlice() []string        { return slices.Clone(*r.list) }
 func (r repeated) Type() string              { return "stringArray" }
 func (r repeated) String() string            { return "[" + strings.Join(*r.list, ",") + "]" }
 
-// choice describes an enumerated flag: what it does and its values.
-func choice(flag, what string) string {
-	return what + ": " + strings.Join(plugin.Allowed(flag), ", ")
-}
-
 // identityFlags are the flags that say which login a command is about.
 func identityFlags(fs *pflag.FlagSet, o *plugin.Options) {
 	fs.StringVar(&o.IssuerURL, "issuer-url", "", "OpenID provider's issuer URL (https, or http on loopback)")
@@ -76,16 +71,16 @@ func identityFlags(fs *pflag.FlagSet, o *plugin.Options) {
 	secretFlags(fs, o)
 	fs.Var(repeated{&o.Scopes}, "scope", "scope to request; repeat for several (default openid and offline_access; none with --grant-type=client-credentials)")
 	fs.Var(repeated{&o.ExtraParams}, "extra-param", "name=value sent with the device authorization request (the token request with --grant-type=client-credentials), e.g. audience=kubernetes; repeatable")
-	fs.StringVar(&o.Token, "token", plugin.TokenAccess, choice("token", "token to give kubectl"))
-	fs.StringVar(&o.GrantType, "grant-type", plugin.GrantDeviceCode, choice("grant-type", "how to get tokens (client-credentials: the client's own, for CI; needs the client secret)"))
-	fs.StringVar(&o.PKCE, "pkce", "auto", choice("pkce", "send a PKCE challenge with the device authorization request (auto: only when the provider refuses the request without one)"))
+	fs.StringVar(&o.Token, "token", plugin.TokenAccess, "token to give kubectl")
+	fs.StringVar(&o.GrantType, "grant-type", plugin.GrantDeviceCode, "how to get tokens (client-credentials: the client's own, for CI; needs the client secret)")
+	fs.StringVar(&o.PKCE, "pkce", "auto", "send a PKCE challenge with the device authorization request (auto: only when the provider refuses the request without one)")
 }
 
 // secretFlags say where a confidential client's secret is.
 func secretFlags(fs *pflag.FlagSet, o *plugin.Options) {
 	fs.StringVar(&o.ClientSecret, "client-secret", "", "client secret, for confidential clients only (visible to every user of this machine on the command line: prefer $"+plugin.ClientSecretEnv+" or --client-secret-file)")
 	fs.StringVar(&o.ClientSecretFile, "client-secret-file", "", "file that holds the client secret")
-	fs.StringVar(&o.ClientAuth, "client-auth", "", choice("client-auth", "how a confidential client sends its secret (default basic, unless the provider only takes post)"))
+	fs.StringVar(&o.ClientAuth, "client-auth", "", "how a confidential client sends its secret (default basic, unless the provider only takes post)")
 }
 
 // transportFlags say how to reach the provider and where sessions live.
@@ -103,7 +98,7 @@ func transportFlags(fs *pflag.FlagSet, v *values) {
 
 func cacheFlags(fs *pflag.FlagSet, v *values) {
 	fs.StringVar(&v.o.CacheDir, "cache-dir", "", "directory for sessions (default "+plugin.DefaultCacheDir()+")")
-	fs.StringVar(&v.o.TokenCache, "token-cache", plugin.TokenCacheDisk, choice("token-cache", "where sessions are kept (disk: files in the cache directory; keyring: the OS keychain, disk with a warning when it cannot be used; none: nothing kept, a sign-in on every run)"))
+	fs.StringVar(&v.o.TokenCache, "token-cache", plugin.TokenCacheDisk, "where sessions are kept (disk: files in the cache directory; keyring: the OS keychain, disk with a warning when it cannot be used; none: nothing kept, a sign-in on every run)")
 	fs.BoolVarP(&v.verbose, "verbose", "v", false, "describe each step on stderr (never prints tokens)")
 }
 
@@ -111,20 +106,21 @@ func cacheFlags(fs *pflag.FlagSet, v *values) {
 func signInFlags(fs *pflag.FlagSet, v *values) {
 	fs.DurationVar(&v.o.RefreshMargin, "refresh-margin", plugin.DefaultRefreshMargin, "refresh this long before the token expires (at most half its lifetime)")
 	fs.DurationVar(&v.o.LockTimeout, "lock-timeout", plugin.DefaultLockTimeout, "longest wait for another sign-in or refresh of the same session")
-	fs.StringVar(&v.qr, "qr", terminal.QRAuto, choice("qr", "QR code of the sign-in address (auto: on a terminal, when it fits)"))
+	fs.StringVar(&v.qr, "qr", terminal.QRAuto, "QR code of the sign-in address (auto: on a terminal, when it fits)")
 	fs.BoolVar(&v.openBrowser, "open-browser", false, "also open the sign-in address in this machine's browser")
 }
 
-// printFlags lists flags for people: name, the kind of value, what it
-// does, and its default when that is not obvious.
-func printFlags(w io.Writer, fs *pflag.FlagSet) {
+// printFlags lists cmd's flags for people: name, the kind of value, what
+// it does, and its default when that is not obvious.
+func printFlags(w io.Writer, cmd command, fs *pflag.FlagSet) {
 	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
 	fs.VisitAll(func(f *pflag.Flag) {
 		name := "      --" + f.Name
 		if f.Shorthand != "" {
 			name = "  -" + f.Shorthand + ", --" + f.Name
 		}
-		kind, usage := pflag.UnquoteUsage(f)
+		kind, _ := pflag.UnquoteUsage(f)
+		usage := describe(cmd, f)
 		switch kind {
 		case "bool":
 			kind = ""
@@ -142,4 +138,16 @@ func printFlags(w io.Writer, fs *pflag.FlagSet) {
 		fmt.Fprintf(tw, "%s\t%s\n", name, usage)
 	})
 	tw.Flush()
+}
+
+// describe is what a flag does, as help and completion show it: its
+// usage and, for a flag that takes one of a few values, the list of them.
+// The list is added here, when it is shown, not when the flags are
+// defined: building those strings on every run of get-token took a
+// sixth of a cache hit's own time.
+func describe(cmd command, f *pflag.Flag) string {
+	if values := enumerated(cmd, f); takesValue(f) && values != nil {
+		return f.Usage + ": " + strings.Join(values, ", ")
+	}
+	return f.Usage
 }

@@ -156,7 +156,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs := pflag.NewFlagSet(cmd.name, pflag.ContinueOnError)
 		fs.SortFlags = false
 		cmd.flags(fs, &v)
-		err := parse(fs, e, cmd.usage, args[1:], cmd.name == "completion")
+		err := parse(fs, e, cmd, args[1:])
 		if err == nil {
 			err = cmd.run(ctx, e, fs, &v)
 		}
@@ -190,9 +190,9 @@ func commandList() string {
 // errUsage is returned after a usage error was printed.
 var errUsage = errors.New("usage error")
 
-// parse parses flags, printing one clear line and the usage on error.
-// Positional arguments are refused unless allowArgs.
-func parse(fs *pflag.FlagSet, e *env, usage string, args []string, allowArgs bool) error {
+// parse parses cmd's flags, printing one clear line and the usage on
+// error. Positional arguments are refused unless cmd takes them.
+func parse(fs *pflag.FlagSet, e *env, cmd command, args []string) error {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	err := emptyInline(fs, args)
@@ -200,14 +200,14 @@ func parse(fs *pflag.FlagSet, e *env, usage string, args []string, allowArgs boo
 		err = fs.Parse(args)
 	}
 	if errors.Is(err, pflag.ErrHelp) {
-		fmt.Fprint(e.stdout, usage)
+		fmt.Fprint(e.stdout, cmd.usage)
 		if fs.HasFlags() {
 			fmt.Fprintln(e.stdout, "\nFlags:")
-			printFlags(e.stdout, fs)
+			printFlags(e.stdout, cmd, fs)
 		}
 		return err
 	}
-	if err == nil && fs.NArg() > 0 && !allowArgs {
+	if err == nil && fs.NArg() > 0 && !takesArguments(cmd) {
 		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if err == nil {
@@ -215,7 +215,7 @@ func parse(fs *pflag.FlagSet, e *env, usage string, args []string, allowArgs boo
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "device-login: %s\n\n", terminal.Sanitize(err.Error(), 200))
-		fmt.Fprint(e.stderr, usage)
+		fmt.Fprint(e.stderr, cmd.usage)
 		fmt.Fprintf(e.stderr, "\nRun 'kubectl device-login %s --help' for all flags.\n", fs.Name())
 		return errUsage
 	}
@@ -234,9 +234,9 @@ stderr. kubectl runs this from the kubeconfig's exec block; scripts can use
 func getTokenFlags(fs *pflag.FlagSet, v *values) {
 	identityFlags(fs, &v.o)
 	signInFlags(fs, v)
-	fs.StringVar(&v.o.DeviceLogin, "device-login", plugin.DeviceLoginAuto, choice("device-login", "when to start a device login (auto: when someone can see stderr)"))
+	fs.StringVar(&v.o.DeviceLogin, "device-login", plugin.DeviceLoginAuto, "when to start a device login (auto: when someone can see stderr)")
 	fs.DurationVar(&v.o.RememberFailure, "remember-failure", plugin.DefaultRememberFailure, "repeat a failed sign-in to kubectl's re-runs and background callers for this long instead of retrying (0 disables)")
-	fs.StringVarP(&v.o.Output, "output", "o", plugin.OutputJSON, choice("output", "what to print (json: an ExecCredential; token: the bare token, for scripts)"))
+	fs.StringVarP(&v.o.Output, "output", "o", plugin.OutputJSON, "what to print (json: an ExecCredential; token: the bare token, for scripts)")
 	transportFlags(fs, v)
 }
 
@@ -364,7 +364,7 @@ whether the keyring can be used now.
 `
 
 func statusFlags(fs *pflag.FlagSet, v *values) {
-	fs.StringVarP(&v.output, "output", "o", "text", "text or json")
+	fs.StringVarP(&v.output, "output", "o", "text", "what to print")
 	cacheFlags(fs, v)
 }
 
@@ -404,7 +404,7 @@ func setupFlags(fs *pflag.FlagSet, v *values) {
 	fs.BoolVar(&v.clusterInfo, "provide-cluster-info", false, "let each cluster's client.authentication.k8s.io/exec extension give issuerURL, clientID and scopes")
 	fs.BoolVar(&v.dryRun, "dry-run", false, "print what would be done, change nothing")
 	fs.BoolVar(&v.fromKubelogin, "from-kubelogin", false, "convert users of 'kubectl oidc-login get-token'")
-	fs.StringVar(&v.qr, "qr", "", "QR code setting to store: auto, always, never")
+	fs.StringVar(&v.qr, "qr", "", "QR code setting to store")
 	fs.BoolVar(&v.openBrowser, "open-browser", false, "store --open-browser in the user entry")
 	fs.DurationVar(&v.o.RefreshMargin, "refresh-margin", plugin.DefaultRefreshMargin, "refresh margin to store")
 	transportFlags(fs, v)
