@@ -87,7 +87,7 @@ func Decode(data []byte) (e *Entry, reason string) {
 		return nil, "it is larger than 1 MiB, so it is not one of ours"
 	}
 	var v file
-	if err := v.read(minijson.NewReader(data)); err != nil {
+	if err := v.read(minijson.NewReader(string(data))); err != nil {
 		return nil, "it is not valid JSON (a damaged or foreign file); it will be replaced at the next sign-in"
 	}
 	if v.Format != Format {
@@ -161,7 +161,7 @@ func readTime(r *minijson.Reader, t *time.Time) error {
 	if err != nil {
 		return err
 	}
-	return t.UnmarshalJSON(raw)
+	return t.UnmarshalJSON([]byte(raw))
 }
 
 // decodeFor decodes data as the session with this ID.

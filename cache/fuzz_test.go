@@ -81,7 +81,7 @@ func compareRead(t *testing.T, data []byte) {
 	t.Helper()
 	want, werr := decodeWithEncodingJSON(data)
 	var got file
-	gerr := got.read(minijson.NewReader(data))
+	gerr := got.read(minijson.NewReader(string(data)))
 	shown := data[:min(len(data), 300)]
 	if (werr == nil) != (gerr == nil) {
 		t.Fatalf("encoding/json says %v, read says %v, for %q", werr, gerr, shown)
@@ -137,7 +137,7 @@ func TestReadHasEveryField(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got file
-	if err := got.read(minijson.NewReader(data)); err != nil {
+	if err := got.read(minijson.NewReader(string(data))); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got.Entry, *e) {

@@ -45,7 +45,7 @@ func parseExecInfo(env string) (ExecInfo, error) {
 		return ExecInfo{}, fmt.Errorf("KUBERNETES_EXEC_INFO is larger than 1 MiB; it should be set only by kubectl")
 	}
 	var v execRequest
-	if v.read([]byte(env)) != nil {
+	if v.read(env) != nil {
 		// encoding/json refuses it too, and says why in its own terms.
 		v = execRequest{}
 		if err := json.Unmarshal([]byte(env), &v); err != nil {
@@ -88,7 +88,7 @@ type execCluster struct {
 // reflection, whose first use costs more than the rest of a cache hit's
 // own work; FuzzExecRequestMatchesEncodingJSON holds it to that. It
 // fails where json.Unmarshal fails, but with none of its descriptions.
-func (v *execRequest) read(data []byte) error {
+func (v *execRequest) read(data string) error {
 	r := minijson.NewReader(data)
 	spec := func(name []byte) error {
 		switch string(name) {
@@ -111,7 +111,7 @@ func (v *execRequest) read(data []byte) error {
 				if err != nil {
 					return err
 				}
-				return c.Config.UnmarshalJSON(raw)
+				return c.Config.UnmarshalJSON([]byte(raw))
 			})
 		}
 		return nil

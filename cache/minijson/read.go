@@ -29,22 +29,23 @@ import (
 // and arrays inside one another is refused.
 const maxDepth = 10000
 
-// Reader reads JSON values from a byte slice, front to back. Each method
-// reads one value (after any white space) or fails; after a failure the
-// Reader is not to be used further.
+// Reader reads JSON values from a text, front to back. Each method reads
+// one value (after any white space) or fails; after a failure the Reader
+// is not to be used further.
 type Reader struct {
-	data  []byte
+	data  string
 	off   int
 	depth int
-	// buf holds decoded strings that needed unescaping or repair.
+	// buf holds strings being unescaped or repaired.
 	buf []byte
 	// name holds the folded name of the member being read.
 	name []byte
 }
 
-// NewReader returns a Reader of data. The strings it returns are copies;
-// the byte slices (Raw) point into data.
-func NewReader(data []byte) *Reader {
+// NewReader returns a Reader of data. The strings it reads are parts of
+// data wherever they need no unescaping, so a caller that has bytes
+// converts them once, and the strings read share that one copy.
+func NewReader(data string) *Reader {
 	return &Reader{data: data}
 }
 
@@ -79,7 +80,7 @@ func (r *Reader) peek() byte {
 
 // literal consumes word if it comes next.
 func (r *Reader) literal(word string) bool {
-	if r.peek() != word[0] || len(r.data)-r.off < len(word) || string(r.data[r.off:r.off+len(word)]) != word {
+	if r.peek() != word[0] || len(r.data)-r.off < len(word) || r.data[r.off:r.off+len(word)] != word {
 		return false
 	}
 	r.off += len(word)
@@ -185,7 +186,7 @@ func (r *Reader) String(dst *string) error {
 		if err != nil {
 			return err
 		}
-		*dst = string(s)
+		*dst = s
 		return nil
 	case 'n':
 		if r.Null() {
@@ -245,11 +246,11 @@ func (r *Reader) Strings(dst *[]string) error {
 // Raw reads any value and returns its text as it stands in the input,
 // without the white space around it: what a json.RawMessage receives
 // (and a json.Unmarshaler, such as time.Time, is given).
-func (r *Reader) Raw() ([]byte, error) {
+func (r *Reader) Raw() (string, error) {
 	r.peek()
 	start := r.off
 	if err := r.Skip(); err != nil {
-		return nil, err
+		return "", err
 	}
 	return r.data[start:r.off], nil
 }
@@ -317,17 +318,16 @@ func (r *Reader) number() error {
 
 // str reads a string (the next byte is its opening quote) and returns
 // it decoded: escapes resolved, and every byte that is not part of valid
-// UTF-8 replaced by U+FFFD, as are lone UTF-16 surrogates. The result
-// points into the input when there was nothing to change, else into
-// r.buf.
-func (r *Reader) str() ([]byte, error) {
+// UTF-8 replaced by U+FFFD, as are lone UTF-16 surrogates. When there was
+// nothing to change, the result is part of the input.
+func (r *Reader) str() (string, error) {
 	d := r.data
 	start := r.off + 1
 	ascii := true
 	for i := start; i < len(d); i++ {
 		switch c := d[i]; {
 		case c == '"':
-			if ascii || utf8.Valid(d[start:i]) {
+			if ascii || utf8.ValidString(d[start:i]) {
 				r.off = i + 1
 				return d[start:i], nil
 			}
@@ -336,17 +336,17 @@ func (r *Reader) str() ([]byte, error) {
 			return r.unquote(start)
 		case c < ' ':
 			r.off = i
-			return nil, r.fail("control character in a string")
+			return "", r.fail("control character in a string")
 		case c >= utf8.RuneSelf:
 			ascii = false
 		}
 	}
 	r.off = len(d)
-	return nil, r.fail("unterminated string")
+	return "", r.fail("unterminated string")
 }
 
 // unquote decodes the string whose text starts at start, the slow way.
-func (r *Reader) unquote(start int) ([]byte, error) {
+func (r *Reader) unquote(start int) (string, error) {
 	d := r.data
 	b := r.buf[:0]
 	for i := start; i < len(d); {
@@ -355,20 +355,20 @@ func (r *Reader) unquote(start int) ([]byte, error) {
 		case c == '"':
 			r.buf = b
 			r.off = i + 1
-			return b, nil
+			return string(b), nil
 		case c < ' ':
 			r.off = i
-			return nil, r.fail("control character in a string")
+			return "", r.fail("control character in a string")
 		case c < utf8.RuneSelf && c != '\\':
 			b = append(b, c)
 			i++
 		case c >= utf8.RuneSelf:
-			rr, size := utf8.DecodeRune(d[i:])
+			rr, size := utf8.DecodeRuneInString(d[i:])
 			b = utf8.AppendRune(b, rr)
 			i += size
 		case i+1 >= len(d):
 			r.off = len(d)
-			return nil, r.fail("unterminated string")
+			return "", r.fail("unterminated string")
 		default:
 			// An escape.
 			switch e := d[i+1]; e {
@@ -388,7 +388,7 @@ func (r *Reader) unquote(start int) ([]byte, error) {
 				rr := hex4(d[i:])
 				if rr < 0 {
 					r.off = i
-					return nil, r.fail("bad \\u escape")
+					return "", r.fail("bad \\u escape")
 				}
 				i += 6
 				if utf16.IsSurrogate(rr) {
@@ -406,22 +406,22 @@ func (r *Reader) unquote(start int) ([]byte, error) {
 				continue
 			default:
 				r.off = i
-				return nil, r.fail("bad escape")
+				return "", r.fail("bad escape")
 			}
 			i += 2
 		}
 	}
 	r.off = len(d)
-	return nil, r.fail("unterminated string")
+	return "", r.fail("unterminated string")
 }
 
 // hex4 is the value of the \uXXXX escape at the start of b, or -1.
-func hex4(b []byte) rune {
+func hex4(b string) rune {
 	if len(b) < 6 || b[0] != '\\' || b[1] != 'u' {
 		return -1
 	}
 	var v rune
-	for _, c := range b[2:6] {
+	for _, c := range []byte(b[2:6]) {
 		switch {
 		case '0' <= c && c <= '9':
 			c -= '0'
@@ -444,7 +444,7 @@ func hex4(b []byte) rune {
 // and then, so that field names can be written as they are, A to Z by a
 // to z (no orbit's smallest member is a lower-case ASCII letter, so this
 // merges nothing).
-func fold(dst, name []byte) []byte {
+func fold(dst []byte, name string) []byte {
 	for i := 0; i < len(name); {
 		c := name[i]
 		if c < utf8.RuneSelf {
@@ -455,7 +455,7 @@ func fold(dst, name []byte) []byte {
 			i++
 			continue
 		}
-		rr, size := utf8.DecodeRune(name[i:])
+		rr, size := utf8.DecodeRuneInString(name[i:])
 		for {
 			next := unicode.SimpleFold(rr)
 			if next <= rr {
