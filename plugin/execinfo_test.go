@@ -88,3 +88,27 @@ func FuzzCredentialWriteMatchesEncodingJSON(f *testing.F) {
 		compareWrite(t, c)
 	})
 }
+
+// FuzzClusterConfigMatchesEncodingJSON is the differential test of the
+// cluster extension's reader: the same refusals and the same values as a
+// json.Decoder with DisallowUnknownFields. (applyCluster falls back to
+// that Decoder on a refusal, for its error.)
+func FuzzClusterConfigMatchesEncodingJSON(f *testing.F) {
+	f.Add(`{"issuerURL":"https://auth.example.com","clientID":"kubectl","scopes":["openid","offline_access"],"extraParams":["audience=k8s"]}`)
+	f.Add(`{"IssuerUrl":"a","CLIENTID":"b","ſcopes":null,"extraparams":[],"scopes":["x"],"scopes":[null]}`)
+	f.Add(`{"issuerURL":"a","other":1}`)
+	f.Fuzz(func(t *testing.T, raw string) {
+		var want, got ClusterConfig
+		dec := json.NewDecoder(bytes.NewReader([]byte(raw)))
+		dec.DisallowUnknownFields()
+		werr := dec.Decode(&want)
+		gerr := got.read(raw)
+		shown := raw[:min(len(raw), 300)]
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("the Decoder says %v, read says %v, for %q", werr, gerr, shown)
+		}
+		if werr == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("for %q\nthe Decoder gives %#v\nread gives        %#v", shown, want, got)
+		}
+	})
+}

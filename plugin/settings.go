@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/devicelogin/kubectl-device-login/cache"
+	"github.com/devicelogin/kubectl-device-login/cache/minijson"
 	"github.com/devicelogin/kubectl-device-login/plugin/provider"
 	"github.com/devicelogin/kubectl-device-login/plugin/terminal"
 )
@@ -76,6 +77,28 @@ type ClusterConfig struct {
 	ClientID    string   `json:"clientID"`
 	Scopes      []string `json:"scopes"`
 	ExtraParams []string `json:"extraParams"`
+}
+
+// read decodes a cluster extension into cc exactly as a json.Decoder
+// with DisallowUnknownFields does, without building its decoder by
+// reflection on every cache hit of a kubeconfig that provides cluster
+// information; FuzzClusterConfigMatchesEncodingJSON holds it to that. It
+// fails where the Decoder fails, but with none of its descriptions.
+func (cc *ClusterConfig) read(raw string) error {
+	r := minijson.NewReader(raw)
+	return r.Object(func(name []byte) error {
+		switch string(name) {
+		case "issuerurl":
+			return r.String(&cc.IssuerURL)
+		case "clientid":
+			return r.String(&cc.ClientID)
+		case "scopes":
+			return r.Strings(&cc.Scopes)
+		case "extraparams":
+			return r.Strings(&cc.ExtraParams)
+		}
+		return errors.New("unknown member")
+	})
 }
 
 // Resolve checks the options of a command about one login (get-token,
@@ -266,10 +289,14 @@ func applyCluster(o *Options, raw json.RawMessage) error {
 		return nil
 	}
 	var cc ClusterConfig
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cc); err != nil {
-		return fmt.Errorf("the kubeconfig cluster extension client.authentication.k8s.io/exec cannot be used (%s); it may hold issuerURL, clientID, scopes and extraParams", provider.JSONProblem(err))
+	if cc.read(string(raw)) != nil {
+		// encoding/json refuses it too, and says why in its own terms.
+		cc = ClusterConfig{}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cc); err != nil {
+			return fmt.Errorf("the kubeconfig cluster extension client.authentication.k8s.io/exec cannot be used (%s); it may hold issuerURL, clientID, scopes and extraParams", provider.JSONProblem(err))
+		}
 	}
 	if o.IssuerURL == "" {
 		o.IssuerURL = cc.IssuerURL
