@@ -1,10 +1,10 @@
 // Package minijson reads and writes the few JSON shapes a cache hit
-// touches (a session file, KUBERNETES_EXEC_INFO, the cache key's hashed
-// array, the ExecCredential) without encoding/json. encoding/json is
-// right, but the first time a process decodes or encodes a type it builds
-// that type's codec by reflection, which costs more than all the rest of a
-// cache hit's own work; a process that runs for two milliseconds never
-// gets to reuse it.
+// touches (a session file, KUBERNETES_EXEC_INFO and its cluster
+// extension, the cache key's hashed array, the ExecCredential) without
+// encoding/json. encoding/json is right, but the first time a process
+// decodes or encodes a type it builds that type's codec by reflection,
+// which costs more than all the rest of a cache hit's own work; a
+// process that runs for two milliseconds never gets to reuse it.
 //
 // Every reader method gives exactly what encoding/json gives when it
 // decodes the same value into the Go type the method names, and fails
