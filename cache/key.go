@@ -58,9 +58,8 @@ func sortedSet(s []string) []string {
 //	["kubectl-device-login/key/v1", issuer, client_id, [scopes...], [extra params...], token]
 //
 // written as encoding/json writes it with HTML escaping off, without
-// spaces, after Normalize. The form is
-// documented in docs/cache.md and stays stable across releases so that
-// upgrades keep people signed in.
+// spaces, after Normalize. The form is documented in docs/cache.md and
+// stays stable across releases so that upgrades keep people signed in.
 func (k Key) ID() string {
 	n := k.Normalize()
 	b := []byte{'['}
