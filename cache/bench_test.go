@@ -29,7 +29,7 @@ func benchEntry() *cache.Entry {
 	now := time.Now()
 	return &cache.Entry{
 		Key: benchKey().Normalize(), TokenEndpoint: "https://auth.example.com/oauth2/token",
-		AccessToken: jwt(), TokenType: "Bearer", Expiry: now.Add(time.Hour),
+		AccessToken: jwt(), Expiry: now.Add(time.Hour),
 		RefreshToken: tok(32), IDToken: jwt(), IDTokenExpiry: now.Add(time.Hour), IssuedAt: now,
 	}
 }

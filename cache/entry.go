@@ -26,9 +26,9 @@ type Entry struct {
 	TokenEndpoint string `json:"token_endpoint"`
 	// RevocationEndpoint is the provider's RFC 7009 endpoint, if it has one.
 	RevocationEndpoint string `json:"revocation_endpoint,omitempty"`
-	// AccessToken and its type and expiry.
+	// AccessToken and its expiry. (The token type is not kept: kubectl
+	// sends every token as a bearer token; files that hold one are read.)
 	AccessToken string    `json:"access_token,omitempty"`
-	TokenType   string    `json:"token_type,omitempty"`
 	Expiry      time.Time `json:"expiry,omitzero"`
 	// RefreshToken, when the provider issued one.
 	RefreshToken string `json:"refresh_token,omitempty"`
@@ -116,8 +116,6 @@ func (f *file) read(r *minijson.Reader) error {
 			return r.String(&e.RevocationEndpoint)
 		case "access_token":
 			return r.String(&e.AccessToken)
-		case "token_type":
-			return r.String(&e.TokenType)
 		case "expiry":
 			return readTime(r, &e.Expiry)
 		case "refresh_token":

@@ -60,7 +60,7 @@ func BenchmarkCacheHitInProcess(b *testing.B) {
 	e := &cache.Entry{
 		Key:           cache.Key{Issuer: issuer, ClientID: clientID, Scopes: plugin.DefaultScopes, Token: plugin.TokenAccess}.Normalize(),
 		TokenEndpoint: issuer + "/token",
-		AccessToken:   benchJWTSized(), TokenType: "Bearer", Expiry: now.Add(time.Hour),
+		AccessToken:   benchJWTSized(), Expiry: now.Add(time.Hour),
 		RefreshToken: benchRandom(32),
 		IDToken:      benchJWTSized(), IDTokenExpiry: now.Add(time.Hour),
 		IssuedAt: now,

@@ -72,7 +72,6 @@ func FuzzParseExecInfo(f *testing.F) {
 // tokenAnswer is a token endpoint's JSON answer.
 type tokenAnswer struct {
 	AccessToken  string      `json:"access_token"`
-	TokenType    string      `json:"token_type"`
 	RefreshToken string      `json:"refresh_token"`
 	IDToken      string      `json:"id_token"`
 	ExpiresIn    json.Number `json:"expires_in"`
@@ -87,7 +86,7 @@ func FuzzTokenAnswer(f *testing.F) {
 			return
 		}
 		issuedAt := fuzzNow()
-		tok := &provider.Token{AccessToken: ta.AccessToken, TokenType: ta.TokenType, RefreshToken: ta.RefreshToken, IDToken: ta.IDToken,
+		tok := &provider.Token{AccessToken: ta.AccessToken, RefreshToken: ta.RefreshToken, IDToken: ta.IDToken,
 			Sent: issuedAt, Endpoints: provider.Endpoints{Token: "https://issuer.example/token"}}
 		if n, err := ta.ExpiresIn.Int64(); err == nil {
 			tok.ExpiresIn, tok.HasExpiresIn = time.Duration(max(min(n, 1<<31), -1<<31))*time.Second, true

@@ -37,7 +37,6 @@ func newEntry(key cache.Key, tok *provider.Token, prev *cache.Entry) *cache.Entr
 		TokenEndpoint:      tok.Endpoints.Token,
 		RevocationEndpoint: tok.Endpoints.Revocation,
 		AccessToken:        tok.AccessToken,
-		TokenType:          tok.TokenType,
 		RefreshToken:       tok.RefreshToken,
 		IssuedAt:           issued.UTC(),
 	}

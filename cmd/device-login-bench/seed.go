@@ -50,7 +50,6 @@ func seedHit(parent string) (*hitSession, error) {
 		Key:           key,
 		TokenEndpoint: hitIssuer + "/token",
 		AccessToken:   fakeJWT(map[string]any{"iss": hitIssuer, "sub": "alice", "aud": "kubernetes", "exp": exp.Unix(), "iat": now.Unix(), "scope": "openid offline_access", "client_id": hitClientID, "jti": randomText(16)}),
-		TokenType:     "Bearer",
 		Expiry:        exp,
 		RefreshToken:  randomText(32),
 		IDToken:       fakeJWT(map[string]any{"iss": hitIssuer, "sub": "alice", "aud": hitClientID, "exp": exp.Unix(), "iat": now.Unix(), "email": "alice@example.test", "name": "Alice Example", "auth_time": now.Unix(), "at_hash": randomText(16)}),

@@ -28,7 +28,7 @@ func BenchmarkGetTokenCommand(b *testing.B) {
 	e := &cache.Entry{
 		Key:           cache.Key{Issuer: issuer, ClientID: clientID, Scopes: plugin.DefaultScopes, Token: plugin.TokenAccess}.Normalize(),
 		TokenEndpoint: issuer + "/token",
-		AccessToken:   tok(27) + "." + tok(300) + "." + tok(256), TokenType: "Bearer", Expiry: now.Add(time.Hour),
+		AccessToken:   tok(27) + "." + tok(300) + "." + tok(256), Expiry: now.Add(time.Hour),
 		RefreshToken: tok(32), IssuedAt: now,
 	}
 	if err := (cache.Store{Dir: dir}).Save(e); err != nil {

@@ -21,7 +21,6 @@ import (
 // Token is a successful token answer.
 type Token struct {
 	AccessToken  string
-	TokenType    string
 	RefreshToken string
 	IDToken      string
 	// ExpiresIn is the access token's lifetime as the provider stated it,
@@ -39,7 +38,6 @@ type Token struct {
 func (c *Client) token(t *oauth2.Token, sent time.Time, ep Endpoints) (*Token, error) {
 	tok := &Token{
 		AccessToken:  t.AccessToken,
-		TokenType:    t.TokenType,
 		RefreshToken: t.RefreshToken,
 		Sent:         sent,
 		Endpoints:    ep,
