@@ -397,3 +397,40 @@ func hostLoad() [3]float64 {
 	}
 	return l
 }
+
+// ownWorkResult is what a cache hit costs beyond starting the same binary:
+// per pair of runs, the hit's time minus that of `version`, which loads
+// and initializes the same program and prints one line.
+type ownWorkResult struct {
+	Wall stats `json:"wall_ms"`
+	CPU  stats `json:"cpu_ms"`
+}
+
+// ownWork runs a cache hit and `version` one after the other n times
+// (after warmup pairs) and summarizes the differences of each pair. Runs
+// in alternation see the same machine, so the difference is steadier than
+// that of two medians taken a minute apart.
+func ownWork(ctx context.Context, bin string, hitArgs []string, warmup, n int, env []string) (*ownWorkResult, error) {
+	var wall, cpu []float64
+	for i := 0; i < warmup+n; i++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		h, err := runOnce(bin, hitArgs, env)
+		if err != nil {
+			return nil, err
+		}
+		v, err := runOnce(bin, []string{"version"}, env)
+		if err != nil {
+			return nil, err
+		}
+		if h.exit != 0 || v.exit != 0 {
+			return nil, fmt.Errorf("the hit exited %d and version %d while measuring the hit's own work", h.exit, v.exit)
+		}
+		if i >= warmup {
+			wall = append(wall, ms(h.wall-v.wall))
+			cpu = append(cpu, ms(h.cpu-v.cpu))
+		}
+	}
+	return &ownWorkResult{Wall: summarize(wall), CPU: summarize(cpu)}, nil
+}
