@@ -31,8 +31,8 @@ const deviceGrant = "urn:ietf:params:oauth:grant-type:device_code"
 // ```sh blocks with `hydra create oauth2-client` or a POST to
 // /admin/clients) against a real Hydra, and checks that what Hydra stored
 // is what the plugin needs: device clients with the refresh grant, JWT
-// access tokens and the kubernetes audience, public or with the secret in
-// the form body (all this version of the plugin can send); client
+// access tokens and the kubernetes audience, public or confidential with
+// a method the plugin speaks (HTTP Basic, or the form body); client
 // credentials clients confidential, and answering with a JWT for
 // kubernetes. The CLI and API registrations of one client must store the
 // same fields.
@@ -143,8 +143,8 @@ func checkHydraClient(t *testing.T, c map[string]any) {
 	}
 	switch grants := strs(c["grant_types"]); {
 	case slices.Equal(grants, []string{deviceGrant, "refresh_token"}):
-		if auth != "none" && auth != "client_secret_post" {
-			t.Errorf("%s: token_endpoint_auth_method %q; the plugin sends a secret only in the form body (client_secret_post), or none", id, auth)
+		if !slices.Contains([]string{"none", "client_secret_basic", "client_secret_post"}, auth) {
+			t.Errorf("%s: token_endpoint_auth_method %q; the plugin sends no secret (none), or one with HTTP Basic (client_secret_basic, its default) or in the form body (client_secret_post, --client-auth=post)", id, auth)
 		}
 		scope := strings.Fields(fmt.Sprint(c["scope"]))
 		if !slices.Contains(scope, "openid") || !slices.Contains(scope, "offline_access") {
