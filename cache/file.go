@@ -25,7 +25,8 @@ func readPrivate(path string, limit int64) ([]byte, error) {
 // ReadRegularFile reads a regular file of at most limit bytes, refusing a
 // FIFO, a device or a directory at once instead of blocking on it. It is
 // for files a person names (certificate authorities, a client secret
-// file); errors name the path and say what is wrong.
+// file), so it follows symbolic links, as secret volumes and certificate
+// stores use them; errors name the path and say what is wrong.
 func ReadRegularFile(path string, limit int64) ([]byte, error) {
 	data, err := readRegular(path, limit, false)
 	var bad *BadFileError

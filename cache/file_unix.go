@@ -11,21 +11,25 @@ import (
 )
 
 // readRegular reads path with plain system calls: opened without
-// following a symbolic link and without blocking (a FIFO would otherwise
-// block until a writer comes), checked to be a regular file (and, when
-// private, to be this user's and not open to others), then read in one
-// call sized from the file. No *os.File is made: on a cache hit that
-// spares the runtime's poller set-up.
+// blocking (a FIFO would otherwise block until a writer comes) and, when
+// private, without following a symbolic link, checked to be a regular
+// file (and, when private, to be this user's and not open to others),
+// then read in one call sized from the file. No *os.File is made: on a
+// cache hit that spares the runtime's poller set-up.
 func readRegular(path string, limit int64, private bool) ([]byte, error) {
+	flags := syscall.O_RDONLY | syscall.O_NONBLOCK | syscall.O_CLOEXEC
+	if private {
+		flags |= syscall.O_NOFOLLOW
+	}
 	var fd int
 	err := ignoringEINTR(func() (err error) {
-		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+		fd, err = syscall.Open(path, flags, 0)
 		return err
 	})
 	switch {
 	case errors.Is(err, syscall.ENOENT):
 		return nil, &fs.PathError{Op: "open", Path: path, Err: fs.ErrNotExist}
-	case errors.Is(err, syscall.ELOOP):
+	case private && errors.Is(err, syscall.ELOOP):
 		return nil, &BadFileError{path, "it is a symbolic link; delete it"}
 	case err != nil:
 		return nil, &BadFileError{path, "cannot open it: " + err.Error()}

@@ -24,7 +24,7 @@ import (
 // does not share deletion), refuses what is not a regular file, and, when
 // private, a file others may read.
 func readRegular(path string, limit int64, private bool) ([]byte, error) {
-	f, err := openShared(path)
+	f, err := openShared(path, private)
 	switch {
 	case errors.Is(err, windows.ERROR_FILE_NOT_FOUND), errors.Is(err, windows.ERROR_PATH_NOT_FOUND):
 		return nil, &fs.PathError{Op: "open", Path: path, Err: fs.ErrNotExist}
@@ -53,15 +53,19 @@ func readRegular(path string, limit int64, private bool) ([]byte, error) {
 }
 
 // openShared opens path for reading, sharing reading, writing and
-// deletion, without following a reparse point (a link).
-func openShared(path string) (*os.File, error) {
+// deletion; when private, without following a reparse point (a link).
+func openShared(path string, private bool) (*os.File, error) {
 	p, err := windows.UTF16PtrFromString(path)
 	if err != nil {
 		return nil, err
 	}
+	flags := uint32(windows.FILE_ATTRIBUTE_NORMAL)
+	if private {
+		flags |= windows.FILE_FLAG_OPEN_REPARSE_POINT
+	}
 	h, err := windows.CreateFile(p, windows.GENERIC_READ,
 		windows.FILE_SHARE_READ|windows.FILE_SHARE_WRITE|windows.FILE_SHARE_DELETE,
-		nil, windows.OPEN_EXISTING, windows.FILE_ATTRIBUTE_NORMAL|windows.FILE_FLAG_OPEN_REPARSE_POINT, 0)
+		nil, windows.OPEN_EXISTING, flags, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -25,7 +25,7 @@ func TestReaderDoesNotBlockRenameOrDelete(t *testing.T) {
 	go func() {
 		// readRegular closes its handle before returning; hold one open
 		// with the same sharing for the length of the save.
-		h, err := openShared(path)
+		h, err := openShared(path, true)
 		if err != nil {
 			t.Error(err)
 			close(held)
