@@ -54,7 +54,7 @@ func TestLoginStatusLogout(t *testing.T) {
 			if c := s.counts(t); c.DeviceAuthorization != 2 || c.Revocation != 1 {
 				t.Errorf("counts %+v, want 2 device authorizations and the old session revoked", c)
 			}
-			if err := refreshWith(ctx, p, first.RefreshToken); err == nil {
+			if err := refreshWith(ctx, p, publicClient(p), first.RefreshToken); err == nil {
 				t.Errorf("the replaced session's refresh token still works at the provider")
 			}
 			e := s.entry(t)
@@ -94,7 +94,7 @@ func TestLoginStatusLogout(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(s.cacheDir, filepath.Base(e.Key.ID())+".json")); !os.IsNotExist(err) {
 				t.Errorf("session file still there: %v", err)
 			}
-			if err := refreshWith(ctx, p, e.RefreshToken); err == nil {
+			if err := refreshWith(ctx, p, publicClient(p), e.RefreshToken); err == nil {
 				t.Errorf("the refresh token still works at the provider after logout")
 			}
 			r = runPlugin(t, ctx, invocation{args: s.args("logout")})
@@ -105,8 +105,10 @@ func TestLoginStatusLogout(t *testing.T) {
 	}
 }
 
-// refreshWith spends a refresh token directly at the provider.
-func refreshWith(ctx context.Context, p providertest.Provider, refreshToken string) error {
+// refreshWith spends a refresh token directly at the provider as client
+// (its ClientID, ClientSecret and Endpoint.AuthStyle; the token URL comes
+// from discovery).
+func refreshWith(ctx context.Context, p providertest.Provider, client oauth2.Config, refreshToken string) error {
 	var d struct {
 		Token string `json:"token_endpoint"`
 	}
@@ -116,9 +118,15 @@ func refreshWith(ctx context.Context, p providertest.Provider, refreshToken stri
 	}
 	json.NewDecoder(resp.Body).Decode(&d)
 	resp.Body.Close()
-	cfg := oauth2.Config{ClientID: p.ClientID(), Endpoint: oauth2.Endpoint{TokenURL: d.Token, AuthStyle: oauth2.AuthStyleInParams}}
-	_, err = cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
+	client.Endpoint.TokenURL = d.Token
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, httpClientFor(p))
+	_, err = client.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
 	return err
+}
+
+// publicClient is the provider's public client, for refreshWith.
+func publicClient(p providertest.Provider) oauth2.Config {
+	return oauth2.Config{ClientID: p.ClientID(), Endpoint: oauth2.Endpoint{AuthStyle: oauth2.AuthStyleInParams}}
 }
 
 func TestLogoutWithTheProviderDown(t *testing.T) {

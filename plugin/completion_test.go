@@ -102,10 +102,7 @@ func completed(t *testing.T, what, out string) ([]string, string) {
 
 func TestCompletionThroughKubectl(t *testing.T) {
 	t.Parallel()
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Fatal(err)
-	}
+	kubectl := kubectlPath(t)
 	kubectls := map[string]string{"kubectl": kubectl}
 	// The oldest kubectl beside it (plugin completion came in 1.26).
 	if real, err := filepath.EvalSymlinks(kubectl); err == nil {

@@ -9,11 +9,7 @@ package plugin_test
 // does (by themselves both take either).
 
 import (
-	"context"
-	"encoding/base64"
-	"encoding/json"
-	"net/http"
-	"net/url"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +17,7 @@ import (
 	"time"
 
 	"github.com/devicelogin/kubectl-device-login/plugin/providertest"
+	"golang.org/x/oauth2"
 )
 
 const grantsSecret = "ci-secret-7a1e39c0d2"
@@ -106,7 +103,7 @@ func TestClientCredentialsGrant(t *testing.T) {
 			}
 			fs := clientSession(t, p, providertest.CIClientID, "--grant-type=client-credentials", "--client-secret-file="+file, "--extra-param=audience="+aud)
 			c := run("from a file", invocation{args: fs.args("get-token")}).credential(t)
-			if claims := jwtClaims(t, c.Status.Token); claims["sub"] != providertest.CIClientID || !audIs(claims["aud"], aud) {
+			if _, claims := decodeJWT(t, c.Status.Token); claims["sub"] != providertest.CIClientID || !audIs(claims["aud"], aud) {
 				t.Errorf("token claims %v, want sub %s and aud %s", claims, providertest.CIClientID, aud)
 			}
 
@@ -196,8 +193,16 @@ func TestConfidentialClientAuthentication(t *testing.T) {
 				if after.DeviceAuthorization-before.DeviceAuthorization != 1 || after.RefreshTokenGrant-before.RefreshTokenGrant != 1 || after.Revocation-before.Revocation != 1 {
 					t.Errorf("%s: counts went from %+v to %+v, want one device authorization, one refresh, one revocation", name, before, after)
 				}
-				if status := refreshAt(t, p, c.clientID, refreshToken); status == http.StatusOK {
+				client := oauth2.Config{ClientID: c.clientID, ClientSecret: grantsSecret, Endpoint: oauth2.Endpoint{AuthStyle: oauth2.AuthStyleInHeader}}
+				if c.clientID == providertest.PostClientID {
+					client.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+				}
+				var refused *oauth2.RetrieveError
+				switch err := refreshWith(ctx, p, client, refreshToken); {
+				case err == nil:
 					t.Errorf("%s: the refresh token still works after logout", name)
+				case !errors.As(err, &refused):
+					t.Fatalf("%s: could not ask the provider: %v", name, err)
 				}
 			}
 
@@ -295,56 +300,6 @@ func TestPKCEOnTheDeviceFlow(t *testing.T) {
 			}
 		})
 	}
-}
-
-// refreshAt spends a refresh token at the provider as a confidential
-// client with HTTP Basic, and returns the HTTP status.
-func refreshAt(t *testing.T, p providertest.Provider, clientID, refreshToken string) int {
-	t.Helper()
-	hc := httpClientFor(p)
-	resp, err := hc.Get(p.Issuer() + "/.well-known/openid-configuration")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d struct {
-		Token string `json:"token_endpoint"`
-	}
-	json.NewDecoder(resp.Body).Decode(&d)
-	resp.Body.Close()
-	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}
-	if clientID == providertest.PostClientID {
-		form.Set("client_id", clientID)
-		form.Set("client_secret", grantsSecret)
-	}
-	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, d.Token, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if clientID != providertest.PostClientID {
-		req.SetBasicAuth(clientID, grantsSecret)
-	}
-	resp, err = hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
-// jwtClaims decodes a JWT's claims (unverified).
-func jwtClaims(t *testing.T, token string) map[string]any {
-	t.Helper()
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWT (%d parts)", len(parts))
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var claims map[string]any
-	if err := json.Unmarshal(b, &claims); err != nil {
-		t.Fatal(err)
-	}
-	return claims
 }
 
 // audIs tells whether an aud claim is exactly this one audience.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -247,28 +248,37 @@ func (r result) credential(t testing.TB) credential {
 	if r.exit != 0 {
 		t.Fatalf("exit %d\nstderr:\n%s", r.exit, r.stderr)
 	}
-	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	c, err := decodeCredential(r.stdout)
+	if err != nil {
+		t.Fatalf("%v\n%q", err, r.stdout)
+	}
+	if exp, _ := time.Parse(time.RFC3339, c.Status.ExpirationTimestamp); c.Status.ExpirationTimestamp != "" && !exp.After(time.Now().Add(-time.Second)) {
+		t.Errorf("expirationTimestamp %s is already past", exp)
+	}
+	return c
+}
+
+// decodeCredential checks that stdout is exactly one ExecCredential with
+// a token and, if it has one, a well-formed expirationTimestamp.
+func decodeCredential(stdout string) (credential, error) {
+	dec := json.NewDecoder(strings.NewReader(stdout))
 	dec.DisallowUnknownFields()
 	var c credential
 	if err := dec.Decode(&c); err != nil {
-		t.Fatalf("stdout is not an ExecCredential: %v\n%q", err, r.stdout)
+		return c, fmt.Errorf("stdout is not an ExecCredential: %v", err)
 	}
 	if rest, _ := io.ReadAll(dec.Buffered()); strings.TrimSpace(string(rest)) != "" || dec.More() {
-		t.Fatalf("stdout holds more than one document: %q", r.stdout)
+		return c, errors.New("stdout holds more than one document")
 	}
 	if c.Kind != "ExecCredential" || c.Status.Token == "" {
-		t.Fatalf("credential %+v", c)
+		return c, fmt.Errorf("not a credential: kind %q, apiVersion %q, token given: %t", c.Kind, c.APIVersion, c.Status.Token != "")
 	}
 	if c.Status.ExpirationTimestamp != "" {
-		exp, err := time.Parse(time.RFC3339, c.Status.ExpirationTimestamp)
-		if err != nil {
-			t.Fatalf("expirationTimestamp: %v", err)
-		}
-		if !exp.After(time.Now().Add(-time.Second)) {
-			t.Errorf("expirationTimestamp %s is already past", exp)
+		if _, err := time.Parse(time.RFC3339, c.Status.ExpirationTimestamp); err != nil {
+			return c, fmt.Errorf("expirationTimestamp: %v", err)
 		}
 	}
-	return c
+	return c, nil
 }
 
 // noSecrets fails when stderr holds any token of the session.
@@ -687,4 +697,23 @@ func (s *tcpSink) accepted() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.conns)
+}
+
+// decodeJWT decodes a JWT's header and claims without verifying it.
+func decodeJWT(t *testing.T, token string) (header, claims map[string]any) {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT (%d parts)", len(parts))
+	}
+	for i, out := range []*map[string]any{&header, &claims} {
+		data, err := base64.RawURLEncoding.DecodeString(parts[i])
+		if err != nil {
+			t.Fatalf("JWT part %d: %v", i, err)
+		}
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("JWT part %d: %v", i, err)
+		}
+	}
+	return header, claims
 }

@@ -4,9 +4,7 @@ package plugin_test
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -34,9 +32,8 @@ import (
 const keyringWarning = "warning: the keyring cannot be used"
 
 // keyringSession reads the only keyring session of a cache directory with
-// secret-tool, in the layout docs/token-cache.md describes: the head item
-// (account ID) holds a header line and the first part; parts follow as
-// ID-<slot><n>. It also returns the accounts of every item.
+// secret-tool (see keyringData) and checks it against the header's
+// checksum. It also returns the accounts of every item.
 func keyringSession(t *testing.T, kr *keyringtest.Keyring, dir string) (*cache.Entry, []string) {
 	t.Helper()
 	records, _ := filepath.Glob(filepath.Join(dir, "*.keyring"))
@@ -45,24 +42,11 @@ func keyringSession(t *testing.T, kr *keyringtest.Keyring, dir string) (*cache.E
 	}
 	id := strings.TrimSuffix(filepath.Base(records[0]), ".keyring")
 	service := "kubectl-device-login:" + dir
-	head, ok := kr.Lookup(t, service, id)
-	if !ok {
-		t.Fatalf("no keyring item %q in service %q; items: %v", id, service, kr.Accounts(t, service))
+	data, f, err := keyringData(func(account string) (string, bool) { return kr.Lookup(t, service, account) }, id)
+	if err != nil {
+		t.Fatalf("%v in service %q; items: %v", err, service, kr.Accounts(t, service))
 	}
-	line, data, _ := strings.Cut(head, "\n")
-	f := strings.Fields(line)
-	if len(f) != 4 || f[0] != "kubectl-device-login/keyring/v1" {
-		t.Fatalf("head item starts %q", line)
-	}
-	n, _ := strconv.Atoi(f[2])
-	for i := 1; i < n; i++ {
-		part, ok := kr.Lookup(t, service, fmt.Sprintf("%s-%s%d", id, f[1], i))
-		if !ok {
-			t.Fatalf("part %d of %d missing", i+1, n)
-		}
-		data += part
-	}
-	if sum := sha256.Sum256([]byte(data)); hex.EncodeToString(sum[:]) != f[3] {
+	if sha256Hex(data) != f[3] {
 		t.Fatalf("the parts do not match the head's checksum")
 	}
 	e, reason := cache.Decode([]byte(data))
@@ -70,6 +54,32 @@ func keyringSession(t *testing.T, kr *keyringtest.Keyring, dir string) (*cache.E
 		t.Fatalf("the keyring session: %s", reason)
 	}
 	return e, kr.Accounts(t, service)
+}
+
+// keyringData joins a keyring session's items, in the layout
+// docs/token-cache.md describes: the head item (account ID) holds a header
+// line "kubectl-device-login/keyring/v1 SLOT PARTS SHA256" and the first
+// part; parts follow as ID-<slot><n>. It returns the document and the
+// header's fields.
+func keyringData(lookup func(account string) (string, bool), id string) (data string, header []string, err error) {
+	head, ok := lookup(id)
+	if !ok {
+		return "", nil, fmt.Errorf("no keyring item %q", id)
+	}
+	line, data, _ := strings.Cut(head, "\n")
+	header = strings.Fields(line)
+	if len(header) != 4 || header[0] != "kubectl-device-login/keyring/v1" {
+		return "", nil, fmt.Errorf("head item starts %q", line)
+	}
+	n, _ := strconv.Atoi(header[2])
+	for i := 1; i < n; i++ {
+		part, ok := lookup(fmt.Sprintf("%s-%s%d", id, header[1], i))
+		if !ok {
+			return "", nil, fmt.Errorf("part %d of %d missing", i+1, n)
+		}
+		data += part
+	}
+	return data, header, nil
 }
 
 // onlyIndexOnDisk fails when the cache directory holds a session file or

@@ -9,7 +9,6 @@ package plugin_test
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"math"
 	"net/http"
@@ -118,7 +117,7 @@ func TestKubeAPIServer(t *testing.T) {
 			r := kubectlIn(t, testContext(t, time.Minute), bin, k.c.AdminKubeconfig, nil, "version")
 			t.Logf("kubectl version (the default kubectl, used by the other scenarios):\n%s%s", r.stdout, r.stderr)
 			e := s.entry(t)
-			header, claims := kubeJWT(t, e.AccessToken)
+			header, claims := decodeJWT(t, e.AccessToken)
 			if header["typ"] != "at+jwt" || claims["aud"] != kubeAPIAudience || claims["client_id"] != k.main.ClientID() {
 				t.Errorf("the access token is not an RFC 9068 JWT for %s: header %v, claims %v", kubeAPIAudience, header, claims)
 			}
@@ -129,7 +128,7 @@ func TestKubeAPIServer(t *testing.T) {
 			t.Run("wrong_audience", func(t *testing.T) {
 				s := newSession(t, k.otherAud, k.flags("--extra-param=audience="+kubeOtherAudience)...)
 				k.refused(t, s)
-				if _, claims := kubeJWT(t, s.entry(t).AccessToken); claims["aud"] != kubeOtherAudience || claims["iss"] != k.otherAud.Issuer() {
+				if _, claims := decodeJWT(t, s.entry(t).AccessToken); claims["aud"] != kubeOtherAudience || claims["iss"] != k.otherAud.Issuer() {
 					t.Errorf("premise: claims %v", claims)
 				}
 			})
@@ -138,7 +137,7 @@ func TestKubeAPIServer(t *testing.T) {
 			t.Run("other_issuer", func(t *testing.T) {
 				s := newSession(t, k.stranger, k.flags("--extra-param=audience="+kubeAPIAudience)...)
 				k.refused(t, s)
-				if _, claims := kubeJWT(t, s.entry(t).AccessToken); claims["aud"] != kubeAPIAudience || claims["iss"] != k.stranger.Issuer() {
+				if _, claims := decodeJWT(t, s.entry(t).AccessToken); claims["aud"] != kubeAPIAudience || claims["iss"] != k.stranger.Issuer() {
 					t.Errorf("premise: claims %v", claims)
 				}
 			})
@@ -527,7 +526,7 @@ func (k *kubeEnv) clientCredentials(t *testing.T) {
 	if strings.Contains(r.stderr, "Enter the code") || strings.Contains(r.stderr, grantsSecret) {
 		t.Errorf("kubectl's stderr shows a sign-in prompt or the secret:\n%s", r.stderr)
 	}
-	if _, claims := kubeJWT(t, s.entry(t).AccessToken); claims["aud"] != kubeAPIAudience || claims["sub"] != providertest.CIClientID {
+	if _, claims := decodeJWT(t, s.entry(t).AccessToken); claims["aud"] != kubeAPIAudience || claims["sub"] != providertest.CIClientID {
 		t.Errorf("the cached token's claims %v, want aud %s and sub %s", claims, kubeAPIAudience, providertest.CIClientID)
 	}
 }
@@ -605,23 +604,4 @@ func (k *kubeEnv) refused(t *testing.T, s *session) {
 		t.Logf("kube-apiserver's log, lines about authentication so far (%d):\n%s", len(lines), strings.Join(lines[max(0, len(lines)-3):], ""))
 	}
 	t.Logf("timing: %s took %v", t.Name(), time.Since(began).Round(time.Millisecond))
-}
-
-// kubeJWT decodes a JWT's header and claims without verifying it.
-func kubeJWT(t *testing.T, token string) (header, claims map[string]any) {
-	t.Helper()
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWT (%d parts)", len(parts))
-	}
-	for i, out := range []*map[string]any{&header, &claims} {
-		data, err := base64.RawURLEncoding.DecodeString(parts[i])
-		if err != nil {
-			t.Fatalf("JWT part %d: %v", i, err)
-		}
-		if err := json.Unmarshal(data, out); err != nil {
-			t.Fatalf("JWT part %d: %v", i, err)
-		}
-	}
-	return header, claims
 }

@@ -135,10 +135,7 @@ package plugin_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -1164,21 +1161,11 @@ func (m *modelRun) readSession(path string) *modelSession {
 }
 
 // modelKeyringSession puts a keyring session together from its items
-// (docs/token-cache.md: a head item "ID" whose first line is
-// "kubectl-device-login/keyring/v1 SLOT PARTS SHA256", then "ID-SLOTn").
+// (see keyringData).
 func modelKeyringSession(items map[string]string, id string) *modelSession {
-	head, ok := items[id]
-	if !ok {
+	data, _, err := keyringData(func(account string) (string, bool) { v, ok := items[account]; return v, ok }, id)
+	if err != nil {
 		return nil
-	}
-	line, data, _ := strings.Cut(head, "\n")
-	f := strings.Fields(line)
-	if len(f) != 4 {
-		return nil
-	}
-	n, _ := strconv.Atoi(f[2])
-	for i := 1; i < n; i++ {
-		data += items[fmt.Sprintf("%s-%s%d", id, f[1], i)]
 	}
 	var e modelSession
 	if json.Unmarshal([]byte(data), &e) != nil {
@@ -1200,15 +1187,14 @@ func (m *modelRun) finish(st *modelStep) {
 	ex := m.proxy.Exchanges(st.exFrom)
 	defer func() { m.last = after }()
 	ctx := context.Background()
-	shaOf := func(v string) string { s := sha256.Sum256([]byte(v)); return hex.EncodeToString(s[:]) }
 	state := func(v string) providertest.RefreshTokenState {
-		s, err := m.w.ledger.RefreshTokenState(ctx, shaOf(v))
+		s, err := m.w.ledger.RefreshTokenState(ctx, sha256Hex(v))
 		if err != nil {
 			m.t.Fatal(err)
 		}
 		return s
 	}
-	short := func(v string) string { return "RT " + shaOf(v)[:10] }
+	short := func(v string) string { return "RT " + sha256Hex(v)[:10] }
 	var problems []string
 	fail := func(inv int, format string, args ...any) {
 		problems = append(problems, fmt.Sprintf("invariant %d: ", inv)+fmt.Sprintf(format, args...))
@@ -1275,7 +1261,7 @@ func (m *modelRun) finish(st *modelStep) {
 		if _, ok := heldAfter[v]; ok {
 			continue
 		}
-		sha := shaOf(v)
+		sha := sha256Hex(v)
 		switch {
 		case st.logout, loginForceOK, m.interrupted[sha], oauthErr[sha] != "":
 			continue
@@ -1577,28 +1563,15 @@ func modelArgsSummary(args []string) string {
 	return strings.Join(keep, " ")
 }
 
-// execCredentialToken checks that out is exactly one ExecCredential and
-// returns its token.
+// execCredentialToken checks that out is exactly one ExecCredential in a
+// version kubectl speaks, and returns its token.
 func execCredentialToken(out string) (string, error) {
-	dec := json.NewDecoder(strings.NewReader(out))
-	dec.DisallowUnknownFields()
-	var c credential
-	if err := dec.Decode(&c); err != nil {
+	c, err := decodeCredential(out)
+	if err != nil {
 		return "", err
 	}
-	if dec.More() {
-		return "", errors.New("more than one document")
-	}
-	if rest, _ := io.ReadAll(dec.Buffered()); strings.TrimSpace(string(rest)) != "" {
-		return "", errors.New("trailing data")
-	}
-	if c.Kind != "ExecCredential" || c.Status.Token == "" || !slices.Contains([]string{"client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"}, c.APIVersion) {
-		return "", fmt.Errorf("not a credential: kind %q, apiVersion %q", c.Kind, c.APIVersion)
-	}
-	if c.Status.ExpirationTimestamp != "" {
-		if _, err := time.Parse(time.RFC3339, c.Status.ExpirationTimestamp); err != nil {
-			return "", fmt.Errorf("expirationTimestamp: %v", err)
-		}
+	if !slices.Contains([]string{"client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"}, c.APIVersion) {
+		return "", fmt.Errorf("not a credential: apiVersion %q", c.APIVersion)
 	}
 	return c.Status.Token, nil
 }

@@ -55,7 +55,7 @@ func TestLogoutEndsEveryCopy(t *testing.T) {
 	}
 	file := other(id + ".json")
 	temp := other(".tmp-" + id + "-123456")
-	inKeyring := keyringSessionToken(t, kr, s.cacheDir, id)
+	inKeyring, _ := keyringSession(t, kr, s.cacheDir)
 
 	r := runPlugin(t, ctx, invocation{args: []string{"status", "-o", "json", "--cache-dir=" + s.cacheDir}, env: kr.Env()})
 	var list []status.Session
@@ -66,7 +66,7 @@ func TestLogoutEndsEveryCopy(t *testing.T) {
 	if r.exit != 0 {
 		t.Fatalf("logout: exit %d\n%s", r.exit, r.stderr)
 	}
-	for what, rt := range map[string]string{"keyring": inKeyring, "file": file.RefreshToken, "temporary file": temp.RefreshToken} {
+	for what, rt := range map[string]string{"keyring": inKeyring.RefreshToken, "file": file.RefreshToken, "temporary file": temp.RefreshToken} {
 		if live(t, p, rt) {
 			t.Errorf("the %s copy's refresh token is still live after logout", what)
 		}
@@ -77,22 +77,6 @@ func TestLogoutEndsEveryCopy(t *testing.T) {
 	if items := kr.Accounts(t, "kubectl-device-login:"+s.cacheDir); len(items) != 0 {
 		t.Errorf("logout left keyring items %v", items)
 	}
-}
-
-// keyringSessionToken reads the refresh token of a keyring session back
-// with secret-tool, independently of the plugin.
-func keyringSessionToken(t *testing.T, kr *keyringtest.Keyring, dir, id string) string {
-	t.Helper()
-	head, ok := kr.Lookup(t, "kubectl-device-login:"+dir, id)
-	if !ok {
-		t.Fatalf("no keyring item for %s", id)
-	}
-	_, doc, _ := strings.Cut(head, "\n")
-	e, reason := cache.Decode([]byte(doc))
-	if reason != "" {
-		t.Fatalf("the keyring item: %s", reason)
-	}
-	return e.RefreshToken
 }
 
 // TestLockedKeyringStopsASignIn (issue 14, defect 4): a keyring that holds

@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -21,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devicelogin/kubectl-device-login/plugin/terminal"
 	"golang.org/x/oauth2"
 )
 
@@ -174,7 +176,7 @@ func TestPKCEAutoOnlyWhenRequired(t *testing.T) {
 		if len(sent) != 2 || sent[0].form.Has("code_challenge") || sent[1].form.Get("code_challenge_method") != "S256" {
 			t.Fatalf("%q: device authorization requests %+v, want one without and one with an S256 challenge", words, sent)
 		}
-		if _, err := c.Poll(ctx, d, quietProgress{}); err != nil {
+		if _, err := c.Poll(ctx, d, terminal.New(io.Discard, terminal.Options{})); err != nil {
 			t.Fatalf("%q: poll: %v", words, err)
 		}
 		if oauth2.S256ChallengeFromVerifier(verifier) != sent[1].form.Get("code_challenge") {
@@ -205,14 +207,6 @@ func TestPKCEAutoOnlyWhenRequired(t *testing.T) {
 		t.Errorf("always: %v after %d requests, want one accepted request", err, len(f.sent("/device")))
 	}
 }
-
-// quietProgress is a Progress that shows nothing.
-type quietProgress struct{}
-
-func (quietProgress) IsTerminal() bool                 { return false }
-func (quietProgress) Waiting(time.Duration, time.Time) {}
-func (quietProgress) EndWait()                         {}
-func (quietProgress) Notef(string, ...any)             {}
 
 func TestClientAuthStyle(t *testing.T) {
 	ctx := context.Background()
@@ -256,7 +250,7 @@ func TestClientAuthStyle(t *testing.T) {
 	f := newFakeProvider(t)
 	f.token = ccAnswer
 	d, _ := f.client(PKCENever, "", "").StartDeviceLogin(ctx)
-	f.client(PKCENever, "", "").Poll(ctx, d, quietProgress{})
+	f.client(PKCENever, "", "").Poll(ctx, d, terminal.New(io.Discard, terminal.Options{}))
 	for _, r := range append(f.sent("/device"), f.sent("/token")...) {
 		if r.basic || r.form.Has("client_secret") || r.form.Get("client_id") != "kubectl" {
 			t.Errorf("public client at %s: Basic %t, form %v", r.path, r.basic, r.form)

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,7 +141,7 @@ func TestClientsConfidentialDeviceFlow(t *testing.T) {
 			p := pv.start(t, Options{ClientSecret: clientsTestSecret})
 			e := newClientsTestEnv(t, p)
 			for _, m := range []string{"client_secret_basic", "client_secret_post"} {
-				if !contains(e.doc.AuthMethods, m) {
+				if !slices.Contains(e.doc.AuthMethods, m) {
 					t.Errorf("discovery's token_endpoint_auth_methods_supported %v lacks %s", e.doc.AuthMethods, m)
 				}
 			}
@@ -233,7 +234,7 @@ func TestClientsClientCredentials(t *testing.T) {
 			t.Parallel()
 			p := pv.start(t, Options{ClientSecret: clientsTestSecret, Audience: aud, AccessTokenTTL: 30 * time.Second})
 			e := newClientsTestEnv(t, p)
-			if !contains(e.doc.GrantTypes, "client_credentials") {
+			if !slices.Contains(e.doc.GrantTypes, "client_credentials") {
 				t.Errorf("discovery's grant_types_supported %v lacks client_credentials", e.doc.GrantTypes)
 			}
 			grant := url.Values{"grant_type": {"client_credentials"}}
@@ -294,7 +295,7 @@ func TestClientsPKCE(t *testing.T) {
 			t.Parallel()
 			p := pv.start(t, Options{PKCEClient: true})
 			e := newClientsTestEnv(t, p)
-			if !contains(e.doc.ChallengeMethods, "S256") {
+			if !slices.Contains(e.doc.ChallengeMethods, "S256") {
 				t.Errorf("discovery's code_challenge_methods_supported %v lacks S256", e.doc.ChallengeMethods)
 			}
 
@@ -331,15 +332,6 @@ func TestClientsPKCE(t *testing.T) {
 			}
 		})
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // jwtClaims decodes a JWT's claims without checking its signature (the

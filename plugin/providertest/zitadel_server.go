@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"math"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -77,16 +78,9 @@ func (s *zitadelServer) DeviceAuthorization(ctx context.Context, r *op.ClientReq
 	if !slices.Contains(r.Client.GrantTypes(), oidc.GrantTypeDeviceCode) {
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("this client may not use the device authorization grant")
 	}
-	for _, scope := range r.Data.Scopes {
-		if !r.Client.IsScopeAllowed(scope) {
-			return nil, oidc.ErrInvalidScope().WithDescription("scope %q is not allowed for this client", scope)
-		}
-	}
-	resource := zitadelAudiences(r.Form)
-	for _, a := range resource {
-		if s.audience == "" || a != s.audience {
-			return nil, oidc.ErrInvalidTarget().WithDescription("audience %q is not allowed for this client", a)
-		}
+	resource, err := s.allowed(r.Client, r.Data.Scopes, r.Form)
+	if err != nil {
+		return nil, err
 	}
 	// op's device authorization request has no PKCE fields: it ignores
 	// code_challenge. A client that must use PKCE gets it checked here.
@@ -180,16 +174,9 @@ func (s *zitadelServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oi
 // whose aud is the requested audience (audience= or resource=), else an
 // opaque one. No refresh token, no ID token (RFC 6749 §4.4.3).
 func (s *zitadelServer) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequest[oidc.ClientCredentialsRequest]) (*op.Response, error) {
-	for _, scope := range r.Data.Scope {
-		if !r.Client.IsScopeAllowed(scope) {
-			return nil, oidc.ErrInvalidScope().WithDescription("scope %q is not allowed for this client", scope)
-		}
-	}
-	resource := zitadelAudiences(r.Form)
-	for _, a := range resource {
-		if s.audience == "" || a != s.audience {
-			return nil, oidc.ErrInvalidTarget().WithDescription("audience %q is not allowed for this client", a)
-		}
+	resource, err := s.allowed(r.Client, r.Data.Scope, r.Form)
+	if err != nil {
+		return nil, err
 	}
 	id := r.Client.GetID()
 	req := &zitadelTokenRequest{subject: id, clientID: id, scopes: r.Data.Scope, resource: resource}
@@ -197,13 +184,7 @@ func (s *zitadelServer) ClientCredentialsExchange(ctx context.Context, r *op.Cli
 	if err != nil {
 		return nil, oidc.ErrServerError().WithParent(err)
 	}
-	var accessToken string
-	if len(resource) > 0 {
-		claims := &zitadelAccessClaims{subject: id, audience: resource, scopes: r.Data.Scope}
-		accessToken, err = op.CreateJWT(ctx, op.IssuerFromContext(ctx), claims, exp, tokenID, r.Client, s.store)
-	} else {
-		accessToken, err = op.CreateBearerToken(tokenID, id, s.Provider().Crypto())
-	}
+	accessToken, err := s.accessToken(ctx, r.Client, req, tokenID, exp)
 	if err != nil {
 		return nil, oidc.ErrServerError().WithParent(err)
 	}
@@ -213,6 +194,33 @@ func (s *zitadelServer) ClientCredentialsExchange(ctx context.Context, r *op.Cli
 		ExpiresIn:   uint64(math.Round(time.Until(exp).Seconds())),
 		Scope:       r.Data.Scope,
 	}), nil
+}
+
+// allowed checks a request's scopes and audiences (audience= or
+// resource=) against the client's, and returns the audiences.
+func (s *zitadelServer) allowed(client op.Client, scopes []string, form url.Values) ([]string, error) {
+	for _, scope := range scopes {
+		if !client.IsScopeAllowed(scope) {
+			return nil, oidc.ErrInvalidScope().WithDescription("scope %q is not allowed for this client", scope)
+		}
+	}
+	resource := zitadelAudiences(form)
+	for _, a := range resource {
+		if s.audience == "" || a != s.audience {
+			return nil, oidc.ErrInvalidTarget().WithDescription("audience %q is not allowed for this client", a)
+		}
+	}
+	return resource, nil
+}
+
+// accessToken makes the access token of a grant: a JWT whose aud is the
+// requested resource, or an opaque one when none was requested.
+func (s *zitadelServer) accessToken(ctx context.Context, client op.Client, req *zitadelTokenRequest, id string, exp time.Time) (string, error) {
+	if len(req.resource) > 0 {
+		claims := &zitadelAccessClaims{subject: req.subject, audience: req.resource, scopes: req.scopes}
+		return op.CreateJWT(ctx, op.IssuerFromContext(ctx), claims, exp, id, client, s.store)
+	}
+	return op.CreateBearerToken(id, req.subject, s.Provider().Crypto())
 }
 
 func zitadelNoStore(data any) *op.Response {
@@ -240,14 +248,7 @@ func (s *zitadelServer) issue(ctx context.Context, client op.Client, req *zitade
 	if err != nil {
 		return nil, err
 	}
-	issuer := op.IssuerFromContext(ctx)
-	var accessToken string
-	if len(req.resource) > 0 {
-		claims := &zitadelAccessClaims{subject: req.subject, audience: req.resource, scopes: req.scopes}
-		accessToken, err = op.CreateJWT(ctx, issuer, claims, exp, id, client, s.store)
-	} else {
-		accessToken, err = op.CreateBearerToken(id, req.subject, s.Provider().Crypto())
-	}
+	accessToken, err := s.accessToken(ctx, client, req, id, exp)
 	if err != nil {
 		return nil, oidc.ErrServerError().WithParent(err)
 	}
@@ -259,7 +260,7 @@ func (s *zitadelServer) issue(ctx context.Context, client op.Client, req *zitade
 		Scope:        req.scopes,
 	}
 	if slices.Contains(req.scopes, oidc.ScopeOpenID) {
-		resp.IDToken, err = op.CreateIDToken(ctx, issuer, req, client.IDTokenLifetime(), accessToken, "", s.store, client)
+		resp.IDToken, err = op.CreateIDToken(ctx, op.IssuerFromContext(ctx), req, client.IDTokenLifetime(), accessToken, "", s.store, client)
 		if err != nil {
 			return nil, oidc.ErrServerError().WithParent(err)
 		}
