@@ -360,7 +360,7 @@ func oneOf(flag, v string) (string, error) {
 // (escape sequences, bidirectional overrides), which could disguise it or
 // rewrite a terminal when it is printed.
 func printable(flag, v string) error {
-	if terminal.Sanitize(v, len(v)) != v {
+	if !terminal.Plain(v) {
 		return fmt.Errorf("%s %q holds control or invisible characters; give the value as plain text", flag, terminal.Sanitize(v, 100))
 	}
 	return nil

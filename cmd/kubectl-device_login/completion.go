@@ -377,7 +377,7 @@ func (c completer) kubeconfigNames(ctx context.Context, kubeconfig, list string)
 	var names []string
 	for _, q := range strings.Split(string(out), "\n") {
 		name, err := strconv.Unquote(q)
-		if err != nil || name == "" || terminal.Sanitize(name, len(name)) != name || slices.Contains(names, name) {
+		if err != nil || name == "" || !terminal.Plain(name) || slices.Contains(names, name) {
 			continue
 		}
 		names = append(names, name)

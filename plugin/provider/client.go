@@ -210,7 +210,7 @@ func WithoutRedirects(hc *http.Client) *http.Client {
 // without user information, and free of characters that could disguise
 // them on a terminal. what names the URL in the error.
 func CheckURL(what, raw string) error {
-	if terminal.Sanitize(raw, len(raw)) != raw {
+	if !terminal.Plain(raw) {
 		return fmt.Errorf("%s %q holds control or invisible characters", what, terminal.Sanitize(raw, 200))
 	}
 	u, err := url.Parse(raw)

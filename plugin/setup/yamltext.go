@@ -112,7 +112,7 @@ func literalText(s string) bool {
 // refused. Such a string could rewrite the terminal it is printed on,
 // disguise a flag, or break out of a comment in --dry-run's plan.
 func plainText(s string) bool {
-	return terminal.Sanitize(s, len(s)) == s
+	return terminal.Plain(s)
 }
 
 // show is how setup prints a string that came from a kubeconfig or the

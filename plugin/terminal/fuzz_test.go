@@ -22,6 +22,9 @@ func FuzzSanitize(f *testing.F) {
 		if utf8.RuneCountInString(out) == m+1 && !strings.HasSuffix(out, "…") {
 			t.Fatalf("a result at the limit does not end in an ellipsis: %q", out)
 		}
+		if Plain(s) != (Sanitize(s, len(s)) == s) {
+			t.Fatalf("Plain(%q) = %t, but Sanitize keeps it whole: %t", s, Plain(s), Sanitize(s, len(s)) == s)
+		}
 	})
 }
 

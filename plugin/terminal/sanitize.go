@@ -17,10 +17,7 @@ func Sanitize(s string, max int) string {
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		i += size
-		if r == utf8.RuneError && size <= 1 {
-			continue
-		}
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029' {
+		if dropped(r, size) {
 			continue
 		}
 		if n == max {
@@ -31,4 +28,25 @@ func Sanitize(s string, max int) string {
 		n++
 	}
 	return b.String()
+}
+
+// Plain reports whether s is safe on a terminal as it is: whether
+// Sanitize would keep every rune of it.
+func Plain(s string) bool {
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if dropped(r, size) {
+			return false
+		}
+		i += size
+	}
+	return true
+}
+
+// dropped tells whether Sanitize drops a rune decoded with this size:
+// invalid UTF-8, a control character, an invisible format character or a
+// line or paragraph separator.
+func dropped(r rune, size int) bool {
+	return r == utf8.RuneError && size <= 1 ||
+		unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029'
 }
