@@ -92,15 +92,12 @@ func restrict(f *os.File) error { return f.Chmod(0o600) }
 // makePrivateDir creates dir (and its parents) with mode 0700.
 func makePrivateDir(dir string) error { return os.MkdirAll(dir, 0o700) }
 
-// checkDir checks that dir is safe for sessions: a real directory (not a
-// symbolic link), owned by this user, and not writable or readable by
-// others. One that only others can read is made private; one that others
-// can write is refused, with the command that fixes it.
-func checkDir(dir string) error {
-	st, err := os.Lstat(dir)
-	if err != nil {
-		return fmt.Errorf("cannot inspect the cache directory %s: %s", dir, describe(err))
-	}
+// checkDirInfo checks that dir, of which os.Lstat said st, is safe for
+// sessions: a real directory (not a symbolic link), owned by this user,
+// and not writable or readable by others. One that only others can read
+// is made private; one that others can write is refused, with the
+// command that fixes it.
+func checkDirInfo(dir string, st fs.FileInfo) error {
 	if st.Mode()&fs.ModeSymlink != 0 {
 		return fmt.Errorf("the cache directory %s is a symbolic link; point --cache-dir at a real directory", dir)
 	}

@@ -178,13 +178,10 @@ func checkSecurity(sd *windows.SECURITY_DESCRIPTOR) string {
 	return ""
 }
 
-// checkDir checks that dir is safe for sessions: a real directory (not a
-// link) that no one but this user (and SYSTEM, Administrators) may use.
-func checkDir(dir string) error {
-	st, err := os.Lstat(dir)
-	if err != nil {
-		return fmt.Errorf("cannot inspect the cache directory %s: %s", dir, describe(err))
-	}
+// checkDirInfo checks that dir, of which os.Lstat said st, is safe for
+// sessions: a real directory (not a link) that no one but this user (and
+// SYSTEM, Administrators) may use.
+func checkDirInfo(dir string, st fs.FileInfo) error {
 	if st.Mode()&fs.ModeSymlink != 0 || st.Mode()&fs.ModeIrregular != 0 {
 		return fmt.Errorf("the cache directory %s is a link; point --cache-dir at a real directory", dir)
 	}

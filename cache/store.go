@@ -193,12 +193,29 @@ func (s Store) ensureDir() error {
 }
 
 // checkExisting reports whether an existing cache directory is safe to read
-// sessions from. A missing directory is fine.
+// sessions from. A missing directory is fine. The directory is looked at
+// once: this is on the path of every cache hit.
 func (s Store) checkExisting() error {
-	if _, err := os.Lstat(s.Dir); errors.Is(err, fs.ErrNotExist) {
+	st, err := os.Lstat(s.Dir)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	return checkDir(s.Dir)
+	return checkDirLstat(s.Dir, st, err)
+}
+
+// checkDir checks that dir is safe for sessions (see checkDirInfo).
+func checkDir(dir string) error {
+	st, err := os.Lstat(dir)
+	return checkDirLstat(dir, st, err)
+}
+
+// checkDirLstat checks dir from what os.Lstat returned for it, so that a
+// caller that has already looked at the directory need not look again.
+func checkDirLstat(dir string, st fs.FileInfo, err error) error {
+	if err != nil {
+		return fmt.Errorf("cannot inspect the cache directory %s: %s", dir, describe(err))
+	}
+	return checkDirInfo(dir, st)
 }
 
 // Kinds of file in a cache directory, as listed by files.
