@@ -182,9 +182,17 @@ func (s Store) recover(id string) (recovered bool, err error) {
 // ensureDir creates the directory with mode 0700 (on Windows: for this
 // user only), or checks an existing one: a real directory, owned by this
 // user, and not open to anyone else.
+//
+// The usual case, a directory that is there, is told from one Lstat.
+// Anything else (nothing there, a link, a file, an Lstat that fails)
+// takes makePrivateDir and then checkDir, as it always has, so that what
+// is said about it stays the same.
 func (s Store) ensureDir() error {
 	if s.Dir == "" {
 		return errors.New("no cache directory is set")
+	}
+	if st, err := os.Lstat(s.Dir); err == nil && st.IsDir() {
+		return checkDirInfo(s.Dir, st)
 	}
 	if err := makePrivateDir(s.Dir); err != nil {
 		return fmt.Errorf("cannot create the cache directory %s (%s); choose another with --cache-dir", s.Dir, describe(err))
