@@ -63,6 +63,13 @@ func (s *Sessions) keyring() *keyring {
 	return s.kr
 }
 
+// keyringMayHold tells whether the keyring may hold the session with
+// this ID: it is the storage, or an index record says it holds one. The
+// storage is checked first; only the record takes a look at the disk.
+func (s *Sessions) keyringMayHold(id string) bool {
+	return s.Storage == Keyring || s.keyring().hasRecord(id)
+}
+
 func (s *Sessions) warnf(format string, args ...any) {
 	if s.Warn != nil {
 		s.Warn(fmt.Sprintf(format, args...))
@@ -144,10 +151,10 @@ func (s *Sessions) Current(k Key) (*Entry, error) {
 	case derr != nil && !errors.Is(derr, ErrNotFound):
 		return nil, derr
 	}
-	kr := s.keyring()
-	if s.Storage != Keyring && !kr.hasRecord(id) {
+	if !s.keyringMayHold(id) {
 		return found(de)
 	}
+	kr := s.keyring()
 	ke, kerr := kr.get(id)
 	var kerror *KeyringError
 	switch {
@@ -332,17 +339,20 @@ func (s *Sessions) Copies(id string) ([]Copy, error) {
 			out = append(out, Copy{Place: InTempFile, Path: p, Entry: e})
 		}
 	}
-	kr := s.keyring()
-	if !kr.hasRecord(id) && s.Storage != Keyring {
+	if !s.keyringMayHold(id) {
 		return out, nil
 	}
+	kr := s.keyring()
 	c := Copy{Place: InKeyring, Path: kr.recordPath(id)}
 	c.Record, c.Err = kr.readRecord(id)
 	var kerr error
 	c.Entry, kerr = kr.get(id)
 	switch {
 	case errors.Is(kerr, ErrNotFound) && c.Record == nil && !kr.hasRecord(id):
-		return out, nil // nothing in the keyring, nothing on disk about it
+		// Nothing in the keyring, nothing on disk about it. The record is
+		// looked for again, after the reads: status lists without the
+		// lock, and a logout may have removed it since the first look.
+		return out, nil
 	case c.Err != nil:
 		// The index record is unusable; its reason says more than the
 		// keyring's.
@@ -364,8 +374,8 @@ func (s *Sessions) Remove(id string) error {
 	for _, p := range d.temps(id) {
 		errs = append(errs, removeFile(p))
 	}
-	if kr := s.keyring(); kr.hasRecord(id) || s.Storage == Keyring {
-		errs = append(errs, kr.remove(id))
+	if s.keyringMayHold(id) {
+		errs = append(errs, s.keyring().remove(id))
 	}
 	errs = append(errs, d.ClearFailure(id))
 	return errors.Join(errs...)
