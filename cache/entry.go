@@ -80,6 +80,11 @@ func (e *BadFileError) Error() string {
 	return fmt.Sprintf("ignoring %s: %s", e.Path, e.Reason)
 }
 
+// reasonOtherLogin is the reason given for a session file, a keyring entry
+// or an index record that holds a key other than the one its name was
+// derived from.
+const reasonOtherLogin = "it belongs to another login (its key does not match its name)"
+
 // Decode parses the contents of a session file. When the data is not a
 // session of this format, it returns a reason, worded to follow "it".
 func Decode(data []byte) (e *Entry, reason string) {
@@ -166,7 +171,7 @@ func readTime(r *minijson.Reader, t *time.Time) error {
 func decodeFor(data []byte, id string) (*Entry, string) {
 	e, reason := Decode(data)
 	if reason == "" && e.Key.ID() != id {
-		return nil, "it belongs to another login (its key does not match its name)"
+		return nil, reasonOtherLogin
 	}
 	return e, reason
 }

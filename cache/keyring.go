@@ -449,7 +449,7 @@ func (k *keyring) readRecord(id string) (*KeyringRecord, error) {
 	case r.Format != recordFormat:
 		return nil, &BadFileError{path, fmt.Sprintf("it has format %q, not %q", truncate(r.Format, 60), recordFormat)}
 	case r.Key.ID() != id:
-		return nil, &BadFileError{path, "it belongs to another login (its key does not match its name)"}
+		return nil, &BadFileError{path, reasonOtherLogin}
 	}
 	return &r.KeyringRecord, nil
 }

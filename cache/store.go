@@ -39,7 +39,7 @@ func (s Store) Load(k Key) (*Entry, error) {
 	// The key stored in the file must be the one its name was derived
 	// from; comparing the normalized keys says so without hashing again.
 	if err == nil && !sameKey(e.Key.Normalize(), k) {
-		return nil, &BadFileError{path, "it belongs to another login (its key does not match its name)"}
+		return nil, &BadFileError{path, reasonOtherLogin}
 	}
 	return e, err
 }
