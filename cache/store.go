@@ -21,10 +21,10 @@ type Store struct {
 
 // Path is the file that holds the entry with this ID.
 func (s Store) Path(id string) string {
-	return filepath.Join(s.Dir, id+".json")
+	return filepath.Join(s.Dir, id+kindSession)
 }
 
-func (s Store) tempPrefix(id string) string { return ".tmp-" + id + "-" }
+func (s Store) tempPrefix(id string) string { return kindTemp + id + "-" }
 
 // Load reads the entry for k. It returns ErrNotFound when there is none,
 // a *BadFileError when the file is unsafe, corrupt, or belongs to another
@@ -226,13 +226,15 @@ func checkDirLstat(dir string, st fs.FileInfo, err error) error {
 	return checkDirInfo(dir, st)
 }
 
-// Kinds of file in a cache directory, as listed by files.
+// Kinds of file in a cache directory, as listed by files. Each is the
+// mark in the file's name: its end (ID.json, ID.lock, ID.failed,
+// ID.keyring) or, for a temporary file, its start (.tmp-ID-…).
 const (
 	kindSession = ".json"
 	kindLock    = ".lock"
 	kindFailure = ".failed"
 	kindRecord  = recordExt
-	kindTemp    = "temp"
+	kindTemp    = ".tmp-"
 )
 
 // dirFile is one file of a cache directory.
@@ -254,7 +256,7 @@ func (s Store) files() ([]dirFile, error) {
 	for _, de := range des {
 		name := de.Name()
 		path := filepath.Join(s.Dir, name)
-		if rest, ok := strings.CutPrefix(name, ".tmp-"); ok {
+		if rest, ok := strings.CutPrefix(name, kindTemp); ok {
 			if id, _, ok := strings.Cut(rest, "-"); ok && id != "" {
 				out = append(out, dirFile{id, kindTemp, path})
 			}
