@@ -158,6 +158,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cmd.flags(fs, &v)
 		err := parse(fs, e, cmd, args[1:])
 		if err == nil {
+			err = checkValues(&v)
+		}
+		if err == nil {
 			err = cmd.run(ctx, e, fs, &v)
 		}
 		switch {
@@ -284,16 +287,16 @@ func last(b []byte) byte { return b[len(b)-1] }
 func prepare(e *env, v *values) (*plugin.Settings, *terminal.Terminal, error) {
 	t := newTerminal(e, v)
 	v.o.StderrIsTerminal = t.IsTerminal()
-	if err := checkQR(v.qr); err != nil {
-		return nil, nil, err
-	}
 	s, err := plugin.Resolve(v.o)
 	return s, t, err
 }
 
-func checkQR(qr string) error {
-	if qr != "" && !slices.Contains(plugin.Allowed("qr"), qr) {
-		return fmt.Errorf("--qr must be %s, not %q", strings.Join(plugin.Allowed("qr"), ", "), terminal.Sanitize(qr, 40))
+// checkValues checks, for every command, the flag values that neither
+// pflag nor plugin.Resolve checks: --qr, which only the terminal reads,
+// and which setup stores for every later get-token.
+func checkValues(v *values) error {
+	if v.qr != "" && !slices.Contains(plugin.Allowed("qr"), v.qr) {
+		return fmt.Errorf("--qr must be %s, not %q", strings.Join(plugin.Allowed("qr"), ", "), terminal.Sanitize(v.qr, 40))
 	}
 	return nil
 }
