@@ -82,12 +82,15 @@ func Status(ctx context.Context, s *plugin.Settings, t *terminal.Terminal, w io.
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	if err := writeText(w, out, s.CacheDir, now); err != nil {
+	// The one place the cache directory is made fit for the terminal: a
+	// person or a script names it.
+	dir := terminal.Sanitize(s.CacheDir, 500)
+	if err := writeText(w, out, dir, now); err != nil {
 		return err
 	}
 	if s.TokenCache == cache.Keyring {
 		if err := sessions.CheckKeyring(); err != nil {
-			_, err = fmt.Fprintf(w, "\nKeyring: cannot be used now (%s); new sessions go to %s instead.\n", terminal.Sanitize(err.Error(), 300), s.CacheDir)
+			_, err = fmt.Fprintf(w, "\nKeyring: cannot be used now (%s); new sessions go to %s instead.\n", terminal.Sanitize(err.Error(), 300), dir)
 			return err
 		}
 		_, err := fmt.Fprintf(w, "\nKeyring: usable (service %q).\n", terminal.Sanitize(sessions.KeyringService(), 300))
