@@ -432,24 +432,13 @@ func setupFlags(fs *pflag.FlagSet, v *values) {
 	transportFlags(fs, v)
 }
 
-// storedBySetup tells whether a flag given to setup is stored as a
-// get-token flag in the kubeconfig.
-func storedBySetup(name string) bool {
-	switch name {
-	case "issuer-url", "client-id", "client-secret", "client-secret-file", "client-auth", "grant-type", "pkce", "scope", "extra-param", "token",
-		"certificate-authority-data", "allow-cross-origin-endpoints",
-		"device-authorization-endpoint", "token-endpoint", "certificate-authority",
-		"insecure-skip-tls-verify", "request-timeout", "cache-dir", "token-cache", "verbose",
-		"qr", "open-browser", "refresh-margin":
-		return true
-	}
-	return false
-}
-
 func runSetup(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) error {
+	// The flags given to setup that get-token takes too are stored as
+	// get-token's arguments in the kubeconfig.
+	getToken := flagSet(command{name: "get-token", flags: getTokenFlags})
 	var args []string
 	fs.Visit(func(f *pflag.Flag) {
-		if !storedBySetup(f.Name) {
+		if getToken.Lookup(f.Name) == nil {
 			return
 		}
 		if sv, ok := f.Value.(pflag.SliceValue); ok {
