@@ -179,7 +179,7 @@ func (c completer) complete(ctx context.Context, words []string) answer {
 		return answer{directive: directiveNoFileComp}
 	}
 	cmd := commands()[i]
-	fs := flagSet(cmd)
+	fs := flagSet(cmd, &values{})
 	l := scan(fs, before[1:])
 	switch {
 	case l.pending != nil:
@@ -214,14 +214,6 @@ func (c completer) complete(ctx context.Context, words []string) answer {
 // takesArguments tells whether a command takes arguments besides flags,
 // as parse in main.go decides.
 func takesArguments(cmd command) bool { return cmd.name == "completion" }
-
-// flagSet is a command's flag set, as run makes it.
-func flagSet(cmd command) *pflag.FlagSet {
-	fs := pflag.NewFlagSet(cmd.name, pflag.ContinueOnError)
-	fs.SortFlags = false
-	cmd.flags(fs, &values{})
-	return fs
-}
 
 // takesValue tells whether a flag needs a value (--flag value), as
 // opposed to a boolean (--flag alone).

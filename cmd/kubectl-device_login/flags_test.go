@@ -28,7 +28,7 @@ func TestQRCheckedByEveryCommand(t *testing.T) {
 	}
 	checked := 0
 	for _, cmd := range commands() {
-		if flagSet(cmd).Lookup("qr") == nil {
+		if flagSet(cmd, &values{}).Lookup("qr") == nil {
 			continue
 		}
 		args := []string{cmd.name, "--qr=bogus"}

@@ -153,9 +153,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		var v values
-		fs := pflag.NewFlagSet(cmd.name, pflag.ContinueOnError)
-		fs.SortFlags = false
-		cmd.flags(fs, &v)
+		fs := flagSet(cmd, &v)
 		err := parse(fs, e, cmd, args[1:])
 		if err == nil {
 			err = checkValues(&v)
@@ -180,6 +178,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "device-login: unknown command %q; run 'kubectl device-login --help' for the list\n", terminal.Sanitize(args[0], 60))
 	return 2
+}
+
+// flagSet is a command's flag set, each flag writing to its field of v;
+// help and completion, which read only the flags, give a v of their own.
+func flagSet(cmd command, v *values) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(cmd.name, pflag.ContinueOnError)
+	fs.SortFlags = false
+	cmd.flags(fs, v)
+	return fs
 }
 
 func commandList() string {
@@ -435,7 +442,7 @@ func setupFlags(fs *pflag.FlagSet, v *values) {
 func runSetup(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) error {
 	// The flags given to setup that get-token takes too are stored as
 	// get-token's arguments in the kubeconfig.
-	getToken := flagSet(command{name: "get-token", flags: getTokenFlags})
+	getToken := flagSet(command{name: "get-token", flags: getTokenFlags}, &values{})
 	var args []string
 	fs.Visit(func(f *pflag.Flag) {
 		if getToken.Lookup(f.Name) == nil {
