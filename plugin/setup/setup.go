@@ -53,8 +53,6 @@ type Options struct {
 	DryRun bool
 	// FromKubelogin converts users of `kubectl oidc-login get-token`.
 	FromKubelogin bool
-	// Kubectl is the kubectl binary (default "kubectl").
-	Kubectl string
 	// Stdout receives the dry-run plan; Stderr the report.
 	Stdout, Stderr io.Writer
 }
@@ -65,9 +63,6 @@ func (so *Options) defaults() {
 	}
 	if so.Command == "" {
 		so.Command = "kubectl-device_login"
-	}
-	if so.Kubectl == "" {
-		so.Kubectl = "kubectl"
 	}
 	if so.Stdout == nil {
 		so.Stdout = io.Discard
@@ -343,7 +338,7 @@ func (so *Options) editExec(user string, e execEdit) error {
 }
 
 func (so *Options) kubectlArgs(args []string) []string {
-	out := []string{so.Kubectl}
+	out := []string{"kubectl"}
 	if so.Kubeconfig != "" {
 		out = append(out, "--kubeconfig="+so.Kubeconfig)
 	}
