@@ -162,19 +162,20 @@ func complete(ctx context.Context, words []string) answer {
 		words = []string{""}
 	}
 	before, cur := words[:len(words)-1], words[len(words)-1]
+	cmds := commands()
 	if len(before) == 0 {
 		var a answer
-		for _, cmd := range commands() {
+		for _, cmd := range cmds {
 			a.add(cur, cmd.name, cmd.summary)
 		}
 		a.directive = directiveNoFileComp
 		return a
 	}
-	i := slices.IndexFunc(commands(), func(cmd command) bool { return cmd.name == before[0] })
+	i := slices.IndexFunc(cmds, func(cmd command) bool { return cmd.name == before[0] })
 	if i < 0 {
 		return answer{directive: directiveNoFileComp}
 	}
-	cmd := commands()[i]
+	cmd := cmds[i]
 	fs := flagSet(cmd, &values{})
 	l := scan(fs, before[1:])
 	switch {
