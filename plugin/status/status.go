@@ -115,6 +115,9 @@ func describe(l cache.Listed, now time.Time) Session {
 		if c.Err != nil {
 			problems = append(problems, reason(c.Err))
 		}
+		if c.Record != nil {
+			si.Refreshable = si.Refreshable || c.Record.Refreshable
+		}
 	}
 	si.Problem = terminal.Sanitize(strings.Join(problems, "; "), 1000)
 	if k, ok := l.Key(); ok {
@@ -124,11 +127,6 @@ func describe(l cache.Listed, now time.Time) Session {
 		}
 		for _, p := range k.ExtraParams {
 			si.ExtraParams = append(si.ExtraParams, terminal.Sanitize(p, 300))
-		}
-	}
-	for _, c := range l.Copies {
-		if c.Record != nil {
-			si.Refreshable = si.Refreshable || c.Record.Refreshable
 		}
 	}
 	if e := l.Newest(); e != nil {
