@@ -221,7 +221,7 @@ func (so *Options) write(ctx context.Context, view *kubeconfigJSON, entries []en
 	}
 	files := so.kubeconfigFiles()
 	saved := snapshot(files)
-	err := so.apply(ctx, view, entries, ctxCmd)
+	err := so.apply(ctx, files, view, entries, ctxCmd)
 	if err != nil {
 		if rerr := saved.restore(); rerr != nil {
 			return fmt.Errorf("%v; restoring the kubeconfig failed too (%v): check %s", err, rerr, so.describeKubeconfig())
@@ -239,13 +239,14 @@ func (so *Options) write(ctx context.Context, view *kubeconfigJSON, entries []en
 }
 
 // apply runs each step and then reads the result back through kubectl,
-// which is the judge of what the kubeconfig says.
-func (so *Options) apply(ctx context.Context, before *kubeconfigJSON, entries []entry, ctxCmd []string) error {
+// which is the judge of what the kubeconfig says. files are the
+// kubeconfig files (kubeconfigFiles).
+func (so *Options) apply(ctx context.Context, files []string, before *kubeconfigJSON, entries []entry, ctxCmd []string) error {
 	for _, e := range entries {
 		if _, err := so.kubectl(ctx, so.setCredentials(e)...); err != nil {
 			return err
 		}
-		if err := so.editExec(e.name, so.execEdit(e)); err != nil {
+		if err := editExec(files, e.name, so.execEdit(e)); err != nil {
 			return fmt.Errorf("cannot finish the user entry %s: %v", show(e.name), err)
 		}
 	}
@@ -326,8 +327,8 @@ func wantEnv(u *userJSON, secret plugin.Secret) []envJSON {
 
 // editExec finds the file that holds user (the first of the kubeconfig
 // files, as kubectl decides) and edits its exec block there.
-func (so *Options) editExec(user string, e execEdit) error {
-	for _, path := range so.kubeconfigFiles() {
+func editExec(files []string, user string, e execEdit) error {
+	for _, path := range files {
 		err := editFile(path, user, e)
 		if errors.Is(err, errNoUser) || errors.Is(err, os.ErrNotExist) {
 			continue
