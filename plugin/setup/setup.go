@@ -121,7 +121,8 @@ func Setup(ctx context.Context, so Options) error {
 	if err != nil {
 		return err
 	}
-	if _, err := so.contextCommand(view, e.name); err != nil {
+	ctxCmd, err := so.contextCommand(view, e.name)
+	if err != nil {
 		return err
 	}
 	if e.secret == "" && s.ClientSecret != "" && so.Login.ClientSecretFile == "" {
@@ -133,7 +134,7 @@ func Setup(ctx context.Context, so Options) error {
 	if !so.ProvideClusterInfo || so.Login.IssuerURL != "" {
 		checkProvider(ctx, s, so.Stderr)
 	}
-	return so.write(ctx, view, []entry{e})
+	return so.write(ctx, view, []entry{e}, ctxCmd)
 }
 
 // entry is the user entry of a plain setup: the get-token flags, with a
@@ -205,16 +206,10 @@ func (so *Options) contextCommand(view *kubeconfigJSON, user string) ([]string, 
 	return append(cmd, "--", so.Context), nil
 }
 
-// write writes entries (and the context), or with DryRun prints the plan.
-// view is the kubeconfig as it was before.
-func (so *Options) write(ctx context.Context, view *kubeconfigJSON, entries []entry) error {
-	var ctxCmd []string
-	if len(entries) == 1 {
-		var err error
-		if ctxCmd, err = so.contextCommand(view, entries[0].name); err != nil {
-			return err
-		}
-	}
+// write writes entries and runs ctxCmd (contextCommand's, nil for none;
+// only with one entry, which it points the context at), or with DryRun
+// prints the plan. view is the kubeconfig as it was before.
+func (so *Options) write(ctx context.Context, view *kubeconfigJSON, entries []entry, ctxCmd []string) error {
 	if so.DryRun {
 		so.printPlan(entries, ctxCmd)
 		return nil
