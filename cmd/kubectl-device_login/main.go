@@ -375,7 +375,7 @@ func runLogout(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) error 
 		if err != nil {
 			return err
 		}
-		return logout.All(ctx, s.ForSession(s.Key), newTerminal(e, v))
+		return logout.All(ctx, s, newTerminal(e, v))
 	}
 	s, t, err := prepare(e, v)
 	if err != nil {
