@@ -393,7 +393,7 @@ whether the keyring can be used now.
 `
 
 func statusFlags(fs *pflag.FlagSet, v *values) {
-	fs.StringVarP(&v.output, "output", "o", "text", "what to print")
+	fs.StringVarP(&v.output, "output", "o", status.Formats()[0], "what to print")
 	cacheFlags(fs, v)
 }
 

@@ -65,7 +65,7 @@ func Formats() []string { return []string{"text", "json"} }
 // also says whether the keyring can be used now.
 func Status(ctx context.Context, s *plugin.Settings, t *terminal.Terminal, w io.Writer, format string) error {
 	if format != "" && !slices.Contains(Formats(), format) {
-		return fmt.Errorf("--output must be text or json, not %q", terminal.Sanitize(format, 40))
+		return fmt.Errorf("--output must be %s, not %q", strings.Join(Formats(), " or "), terminal.Sanitize(format, 40))
 	}
 	sessions := s.Sessions(ctx, t)
 	list, err := sessions.List()
