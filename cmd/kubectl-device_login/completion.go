@@ -133,7 +133,7 @@ type answer struct {
 // runComplete answers `__complete WORDS...`. It always succeeds: a shell
 // shows nothing for an answer without candidates.
 func runComplete(ctx context.Context, e *env, words []string) int {
-	a := completer{kubectl: "kubectl"}.complete(ctx, words)
+	a := complete(ctx, words)
 	var b strings.Builder
 	for _, c := range a.candidates {
 		b.WriteString(c.value)
@@ -147,11 +147,6 @@ func runComplete(ctx context.Context, e *env, words []string) int {
 	return 0
 }
 
-// completer completes command lines; kubectl lists kubeconfig names.
-type completer struct {
-	kubectl string
-}
-
 // line is what the words before the one under the cursor say.
 type line struct {
 	given      map[string]bool   // flags given
@@ -161,29 +156,31 @@ type line struct {
 	dashdash   bool              // after --, everything is an argument
 }
 
-func (c completer) complete(ctx context.Context, words []string) answer {
+// complete completes a command line; kubectl lists kubeconfig names.
+func complete(ctx context.Context, words []string) answer {
 	if len(words) == 0 {
 		words = []string{""}
 	}
 	before, cur := words[:len(words)-1], words[len(words)-1]
+	cmds := commands()
 	if len(before) == 0 {
 		var a answer
-		for _, cmd := range commands() {
+		for _, cmd := range cmds {
 			a.add(cur, cmd.name, cmd.summary)
 		}
 		a.directive = directiveNoFileComp
 		return a
 	}
-	i := slices.IndexFunc(commands(), func(cmd command) bool { return cmd.name == before[0] })
+	i := slices.IndexFunc(cmds, func(cmd command) bool { return cmd.name == before[0] })
 	if i < 0 {
 		return answer{directive: directiveNoFileComp}
 	}
-	cmd := commands()[i]
-	fs := flagSet(cmd)
+	cmd := cmds[i]
+	fs := flagSet(cmd, &values{})
 	l := scan(fs, before[1:])
 	switch {
 	case l.pending != nil:
-		return c.values(ctx, cmd, l.pending, cur, l)
+		return flagValues(ctx, cmd, l.pending, cur, l)
 	case !l.dashdash && strings.HasPrefix(cur, "-") && strings.Contains(cur, "="):
 		name, val, _ := strings.Cut(cur, "=")
 		var f *pflag.Flag
@@ -196,7 +193,7 @@ func (c completer) complete(ctx context.Context, words []string) answer {
 		if f == nil || f.Hidden {
 			return answer{directive: directiveNoFileComp}
 		}
-		return c.values(ctx, cmd, f, val, l)
+		return flagValues(ctx, cmd, f, val, l)
 	case !l.dashdash && (strings.HasPrefix(cur, "-") || cur == "" && !takesArguments(cmd)):
 		return flagNames(cmd, fs, cur, l)
 	case takesArguments(cmd) && l.positional == 0:
@@ -214,14 +211,6 @@ func (c completer) complete(ctx context.Context, words []string) answer {
 // takesArguments tells whether a command takes arguments besides flags,
 // as parse in main.go decides.
 func takesArguments(cmd command) bool { return cmd.name == "completion" }
-
-// flagSet is a command's flag set, as run makes it.
-func flagSet(cmd command) *pflag.FlagSet {
-	fs := pflag.NewFlagSet(cmd.name, pflag.ContinueOnError)
-	fs.SortFlags = false
-	cmd.flags(fs, &values{})
-	return fs
-}
 
 // takesValue tells whether a flag needs a value (--flag value), as
 // opposed to a boolean (--flag alone).
@@ -322,8 +311,8 @@ func enumerated(cmd command, f *pflag.Flag) []string {
 	return plugin.Allowed(f.Name)
 }
 
-// values completes the value of flag f.
-func (c completer) values(ctx context.Context, cmd command, f *pflag.Flag, prefix string, l line) answer {
+// flagValues completes the value of flag f.
+func flagValues(ctx context.Context, cmd command, f *pflag.Flag, prefix string, l line) answer {
 	a := answer{directive: directiveNoFileComp}
 	if allowed := enumerated(cmd, f); allowed != nil {
 		for _, v := range allowed {
@@ -341,9 +330,9 @@ func (c completer) values(ctx context.Context, cmd command, f *pflag.Flag, prefi
 	var names []string
 	switch f.Name {
 	case "context":
-		names = c.kubeconfigNames(ctx, l.value["kubeconfig"], "contexts")
+		names = kubeconfigNames(ctx, l.value["kubeconfig"], "contexts")
 	case "user":
-		names = c.kubeconfigNames(ctx, l.value["kubeconfig"], "users")
+		names = kubeconfigNames(ctx, l.value["kubeconfig"], "users")
 		if !slices.Contains(names, f.DefValue) {
 			a.add(prefix, f.DefValue, "default")
 		}
@@ -361,7 +350,7 @@ func (c completer) values(ctx context.Context, cmd command, f *pflag.Flag, prefi
 // sequence would reach the terminal) or invalid UTF-8 is left out, since
 // completing a changed name would name another entry. Failures give no
 // names: completion has nowhere to report them.
-func (c completer) kubeconfigNames(ctx context.Context, kubeconfig, list string) []string {
+func kubeconfigNames(ctx context.Context, kubeconfig, list string) []string {
 	ctx, cancel := context.WithTimeout(ctx, kubectlTimeout)
 	defer cancel()
 	var args []string
@@ -370,7 +359,7 @@ func (c completer) kubeconfigNames(ctx context.Context, kubeconfig, list string)
 	}
 	args = append(args, "config", "view", "-o", "go-template",
 		`--template={{range .`+list+`}}{{printf "%q\n" .name}}{{end}}`)
-	out, err := exec.CommandContext(ctx, c.kubectl, args...).Output()
+	out, err := exec.CommandContext(ctx, "kubectl", args...).Output()
 	if err != nil {
 		return nil
 	}

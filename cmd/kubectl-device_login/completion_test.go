@@ -106,7 +106,7 @@ func TestCompleteForms(t *testing.T) {
 func TestCompleteEveryFlag(t *testing.T) {
 	known := map[string]bool{"context": true, "user": true}
 	for _, cmd := range commands() {
-		fs := flagSet(cmd)
+		fs := flagSet(cmd, &values{})
 		var want []string
 		fs.VisitAll(func(f *pflag.Flag) {
 			want = append(want, "--"+f.Name)

@@ -20,7 +20,7 @@ func TestHelpListsEnumeratedValues(t *testing.T) {
 			t.Fatalf("%s --help: exit %d: %s", cmd.name, code, errs.String())
 		}
 		lines := strings.Split(out.String(), "\n")
-		flagSet(cmd).VisitAll(func(f *pflag.Flag) {
+		flagSet(cmd, &values{}).VisitAll(func(f *pflag.Flag) {
 			values := enumerated(cmd, f)
 			if !takesValue(f) || values == nil {
 				return

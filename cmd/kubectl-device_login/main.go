@@ -153,10 +153,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		var v values
-		fs := pflag.NewFlagSet(cmd.name, pflag.ContinueOnError)
-		fs.SortFlags = false
-		cmd.flags(fs, &v)
+		fs := flagSet(cmd, &v)
 		err := parse(fs, e, cmd, args[1:])
+		if err == nil {
+			err = checkValues(&v)
+		}
 		if err == nil {
 			err = cmd.run(ctx, e, fs, &v)
 		}
@@ -177,6 +178,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "device-login: unknown command %q; run 'kubectl device-login --help' for the list\n", terminal.Sanitize(args[0], 60))
 	return 2
+}
+
+// flagSet is a command's flag set, each flag writing to its field of v;
+// help and completion, which read only the flags, give a v of their own.
+func flagSet(cmd command, v *values) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(cmd.name, pflag.ContinueOnError)
+	fs.SortFlags = false
+	cmd.flags(fs, v)
+	return fs
 }
 
 func commandList() string {
@@ -284,16 +294,16 @@ func last(b []byte) byte { return b[len(b)-1] }
 func prepare(e *env, v *values) (*plugin.Settings, *terminal.Terminal, error) {
 	t := newTerminal(e, v)
 	v.o.StderrIsTerminal = t.IsTerminal()
-	if err := checkQR(v.qr); err != nil {
-		return nil, nil, err
-	}
 	s, err := plugin.Resolve(v.o)
 	return s, t, err
 }
 
-func checkQR(qr string) error {
-	if qr != "" && !slices.Contains(plugin.Allowed("qr"), qr) {
-		return fmt.Errorf("--qr must be %s, not %q", strings.Join(plugin.Allowed("qr"), ", "), terminal.Sanitize(qr, 40))
+// checkValues checks, for every command, the flag values that neither
+// pflag nor plugin.Resolve checks: --qr, which only the terminal reads,
+// and which setup stores for every later get-token.
+func checkValues(v *values) error {
+	if v.qr != "" && !slices.Contains(plugin.Allowed("qr"), v.qr) {
+		return fmt.Errorf("--qr must be %s, not %q", strings.Join(plugin.Allowed("qr"), ", "), terminal.Sanitize(v.qr, 40))
 	}
 	return nil
 }
@@ -365,7 +375,7 @@ func runLogout(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) error 
 		if err != nil {
 			return err
 		}
-		return logout.All(ctx, s.ForSession(s.Key), newTerminal(e, v))
+		return logout.All(ctx, s, newTerminal(e, v))
 	}
 	s, t, err := prepare(e, v)
 	if err != nil {
@@ -383,7 +393,7 @@ whether the keyring can be used now.
 `
 
 func statusFlags(fs *pflag.FlagSet, v *values) {
-	fs.StringVarP(&v.output, "output", "o", "text", "what to print")
+	fs.StringVarP(&v.output, "output", "o", status.Formats()[0], "what to print")
 	cacheFlags(fs, v)
 }
 
@@ -429,24 +439,13 @@ func setupFlags(fs *pflag.FlagSet, v *values) {
 	transportFlags(fs, v)
 }
 
-// storedBySetup tells whether a flag given to setup is stored as a
-// get-token flag in the kubeconfig.
-func storedBySetup(name string) bool {
-	switch name {
-	case "issuer-url", "client-id", "client-secret", "client-secret-file", "client-auth", "grant-type", "pkce", "scope", "extra-param", "token",
-		"certificate-authority-data", "allow-cross-origin-endpoints",
-		"device-authorization-endpoint", "token-endpoint", "certificate-authority",
-		"insecure-skip-tls-verify", "request-timeout", "cache-dir", "token-cache", "verbose",
-		"qr", "open-browser", "refresh-margin":
-		return true
-	}
-	return false
-}
-
 func runSetup(ctx context.Context, e *env, fs *pflag.FlagSet, v *values) error {
+	// The flags given to setup that get-token takes too are stored as
+	// get-token's arguments in the kubeconfig.
+	getToken := flagSet(command{name: "get-token", flags: getTokenFlags}, &values{})
 	var args []string
 	fs.Visit(func(f *pflag.Flag) {
-		if !storedBySetup(f.Name) {
+		if getToken.Lookup(f.Name) == nil {
 			return
 		}
 		if sv, ok := f.Value.(pflag.SliceValue); ok {

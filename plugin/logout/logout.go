@@ -37,6 +37,9 @@ func Logout(ctx context.Context, s *plugin.Settings, t *terminal.Terminal) error
 // directory is removed at the end, including any an interrupted save left
 // behind; the directory itself goes when nothing else is left in it.
 func All(ctx context.Context, s *plugin.Settings, t *terminal.Terminal) error {
+	// Nothing of one provider's (the client secret, endpoints) goes to
+	// every provider in the cache, whatever s holds.
+	s = s.ForSession(s.Key)
 	sessions := s.Sessions(ctx, t)
 	list, err := sessions.List()
 	if err != nil {

@@ -352,7 +352,8 @@ func setupFromKubelogin(ctx context.Context, so Options) error {
 		fmt.Fprintf(so.Stderr, "No user in %s runs 'kubectl oidc-login get-token'; nothing to convert.\n", so.describeKubeconfig())
 		return nil
 	}
-	if err := so.write(ctx, view, entries); err != nil {
+	// The contexts are kept as they are (no --context): no ctxCmd.
+	if err := so.write(ctx, view, entries, nil); err != nil {
 		return err
 	}
 	if so.DryRun {

@@ -53,8 +53,6 @@ type Options struct {
 	DryRun bool
 	// FromKubelogin converts users of `kubectl oidc-login get-token`.
 	FromKubelogin bool
-	// Kubectl is the kubectl binary (default "kubectl").
-	Kubectl string
 	// Stdout receives the dry-run plan; Stderr the report.
 	Stdout, Stderr io.Writer
 }
@@ -65,9 +63,6 @@ func (so *Options) defaults() {
 	}
 	if so.Command == "" {
 		so.Command = "kubectl-device_login"
-	}
-	if so.Kubectl == "" {
-		so.Kubectl = "kubectl"
 	}
 	if so.Stdout == nil {
 		so.Stdout = io.Discard
@@ -126,7 +121,8 @@ func Setup(ctx context.Context, so Options) error {
 	if err != nil {
 		return err
 	}
-	if _, err := so.contextCommand(view, e.name); err != nil {
+	ctxCmd, err := so.contextCommand(view, e.name)
+	if err != nil {
 		return err
 	}
 	if e.secret == "" && s.ClientSecret != "" && so.Login.ClientSecretFile == "" {
@@ -138,7 +134,7 @@ func Setup(ctx context.Context, so Options) error {
 	if !so.ProvideClusterInfo || so.Login.IssuerURL != "" {
 		checkProvider(ctx, s, so.Stderr)
 	}
-	return so.write(ctx, view, []entry{e})
+	return so.write(ctx, view, []entry{e}, ctxCmd)
 }
 
 // entry is the user entry of a plain setup: the get-token flags, with a
@@ -210,23 +206,17 @@ func (so *Options) contextCommand(view *kubeconfigJSON, user string) ([]string, 
 	return append(cmd, "--", so.Context), nil
 }
 
-// write writes entries (and the context), or with DryRun prints the plan.
-// view is the kubeconfig as it was before.
-func (so *Options) write(ctx context.Context, view *kubeconfigJSON, entries []entry) error {
-	var ctxCmd []string
-	if len(entries) == 1 {
-		var err error
-		if ctxCmd, err = so.contextCommand(view, entries[0].name); err != nil {
-			return err
-		}
-	}
+// write writes entries and runs ctxCmd (contextCommand's, nil for none;
+// only with one entry, which it points the context at), or with DryRun
+// prints the plan. view is the kubeconfig as it was before.
+func (so *Options) write(ctx context.Context, view *kubeconfigJSON, entries []entry, ctxCmd []string) error {
 	if so.DryRun {
 		so.printPlan(entries, ctxCmd)
 		return nil
 	}
 	files := so.kubeconfigFiles()
 	saved := snapshot(files)
-	err := so.apply(ctx, view, entries, ctxCmd)
+	err := so.apply(ctx, files, view, entries, ctxCmd)
 	if err != nil {
 		if rerr := saved.restore(); rerr != nil {
 			return fmt.Errorf("%v; restoring the kubeconfig failed too (%v): check %s", err, rerr, so.describeKubeconfig())
@@ -244,13 +234,14 @@ func (so *Options) write(ctx context.Context, view *kubeconfigJSON, entries []en
 }
 
 // apply runs each step and then reads the result back through kubectl,
-// which is the judge of what the kubeconfig says.
-func (so *Options) apply(ctx context.Context, before *kubeconfigJSON, entries []entry, ctxCmd []string) error {
+// which is the judge of what the kubeconfig says. files are the
+// kubeconfig files (kubeconfigFiles).
+func (so *Options) apply(ctx context.Context, files []string, before *kubeconfigJSON, entries []entry, ctxCmd []string) error {
 	for _, e := range entries {
 		if _, err := so.kubectl(ctx, so.setCredentials(e)...); err != nil {
 			return err
 		}
-		if err := so.editExec(e.name, so.execEdit(e)); err != nil {
+		if err := editExec(files, e.name, so.execEdit(e)); err != nil {
 			return fmt.Errorf("cannot finish the user entry %s: %v", show(e.name), err)
 		}
 	}
@@ -331,8 +322,8 @@ func wantEnv(u *userJSON, secret plugin.Secret) []envJSON {
 
 // editExec finds the file that holds user (the first of the kubeconfig
 // files, as kubectl decides) and edits its exec block there.
-func (so *Options) editExec(user string, e execEdit) error {
-	for _, path := range so.kubeconfigFiles() {
+func editExec(files []string, user string, e execEdit) error {
+	for _, path := range files {
 		err := editFile(path, user, e)
 		if errors.Is(err, errNoUser) || errors.Is(err, os.ErrNotExist) {
 			continue
@@ -343,7 +334,7 @@ func (so *Options) editExec(user string, e execEdit) error {
 }
 
 func (so *Options) kubectlArgs(args []string) []string {
-	out := []string{so.Kubectl}
+	out := []string{"kubectl"}
 	if so.Kubeconfig != "" {
 		out = append(out, "--kubeconfig="+so.Kubeconfig)
 	}

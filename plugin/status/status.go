@@ -65,7 +65,7 @@ func Formats() []string { return []string{"text", "json"} }
 // also says whether the keyring can be used now.
 func Status(ctx context.Context, s *plugin.Settings, t *terminal.Terminal, w io.Writer, format string) error {
 	if format != "" && !slices.Contains(Formats(), format) {
-		return fmt.Errorf("--output must be text or json, not %q", terminal.Sanitize(format, 40))
+		return fmt.Errorf("--output must be %s, not %q", strings.Join(Formats(), " or "), terminal.Sanitize(format, 40))
 	}
 	sessions := s.Sessions(ctx, t)
 	list, err := sessions.List()
@@ -82,12 +82,15 @@ func Status(ctx context.Context, s *plugin.Settings, t *terminal.Terminal, w io.
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	if err := writeText(w, out, s.CacheDir, now); err != nil {
+	// The one place the cache directory is made fit for the terminal: a
+	// person or a script names it.
+	dir := terminal.Sanitize(s.CacheDir, 500)
+	if err := writeText(w, out, dir, now); err != nil {
 		return err
 	}
 	if s.TokenCache == cache.Keyring {
 		if err := sessions.CheckKeyring(); err != nil {
-			_, err = fmt.Fprintf(w, "\nKeyring: cannot be used now (%s); new sessions go to %s instead.\n", terminal.Sanitize(err.Error(), 300), s.CacheDir)
+			_, err = fmt.Fprintf(w, "\nKeyring: cannot be used now (%s); new sessions go to %s instead.\n", terminal.Sanitize(err.Error(), 300), dir)
 			return err
 		}
 		_, err := fmt.Fprintf(w, "\nKeyring: usable (service %q).\n", terminal.Sanitize(sessions.KeyringService(), 300))
@@ -112,6 +115,9 @@ func describe(l cache.Listed, now time.Time) Session {
 		if c.Err != nil {
 			problems = append(problems, reason(c.Err))
 		}
+		if c.Record != nil {
+			si.Refreshable = si.Refreshable || c.Record.Refreshable
+		}
 	}
 	si.Problem = terminal.Sanitize(strings.Join(problems, "; "), 1000)
 	if k, ok := l.Key(); ok {
@@ -121,11 +127,6 @@ func describe(l cache.Listed, now time.Time) Session {
 		}
 		for _, p := range k.ExtraParams {
 			si.ExtraParams = append(si.ExtraParams, terminal.Sanitize(p, 300))
-		}
-	}
-	for _, c := range l.Copies {
-		if c.Record != nil {
-			si.Refreshable = si.Refreshable || c.Record.Refreshable
 		}
 	}
 	if e := l.Newest(); e != nil {

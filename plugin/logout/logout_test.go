@@ -1,0 +1,71 @@
+package logout_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/devicelogin/kubectl-device-login/cache"
+	"github.com/devicelogin/kubectl-device-login/plugin"
+	"github.com/devicelogin/kubectl-device-login/plugin/logout"
+	"github.com/devicelogin/kubectl-device-login/plugin/terminal"
+)
+
+// TestAllNeverSendsASecret: All keeps its promise by itself, whatever
+// settings it is given: even settings that hold a client secret and are
+// those of a cached session revoke that session as a public client.
+func TestAllNeverSendsASecret(t *testing.T) {
+	const secret = "hush-5e1f"
+	var mu sync.Mutex
+	var revocations []string // what each revocation carried
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]any{
+			"issuer":                        srv.URL,
+			"device_authorization_endpoint": srv.URL + "/device",
+			"token_endpoint":                srv.URL + "/token",
+			"revocation_endpoint":           srv.URL + "/revoke",
+		})
+	})
+	mux.HandleFunc("/revoke", func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		_, basic, _ := r.BasicAuth()
+		mu.Lock()
+		revocations = append(revocations, "basic="+basic+" form="+r.PostForm.Get("client_secret")+" token="+r.PostForm.Get("token"))
+		mu.Unlock()
+	})
+	s, err := plugin.Resolve(plugin.Options{
+		IssuerURL: srv.URL, ClientID: "confidential", ClientSecret: secret,
+		CacheDir: filepath.Join(t.TempDir(), "cache"), TokenCache: plugin.TokenCacheDisk,
+		Token: plugin.TokenAccess, DeviceLogin: plugin.DeviceLoginAuto, Output: plugin.OutputJSON,
+		GrantType: plugin.GrantDeviceCode, PKCE: "auto",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var stderr bytes.Buffer
+	tm := terminal.New(&stderr, terminal.Options{})
+	e := &cache.Entry{Key: s.Key, TokenEndpoint: srv.URL + "/token", RevocationEndpoint: srv.URL + "/revoke",
+		AccessToken: "at", Expiry: time.Now().Add(time.Hour), RefreshToken: "rt", IssuedAt: time.Now()}
+	if err := s.Sessions(ctx, tm).Save(e); err != nil {
+		t.Fatal(err)
+	}
+	if err := logout.All(ctx, s, tm); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(revocations) != 1 || strings.Contains(revocations[0], secret) || !strings.HasSuffix(revocations[0], "token=rt") {
+		t.Errorf("revocations: %q\n%s", revocations, stderr.String())
+	}
+}
