@@ -49,9 +49,6 @@ type DeviceLogin struct {
 	style      oauth2.AuthStyle
 }
 
-// Endpoints are the endpoints the login uses.
-func (d *DeviceLogin) Endpoints() Endpoints { return d.endpoints }
-
 // StartDeviceLogin sends the device authorization request (RFC 8628 §3.1)
 // and checks the answer. With PKCEAlways it carries an S256 code_challenge
 // (RFC 7636), whose code_verifier Poll sends. With PKCEAuto it carries
