@@ -28,9 +28,9 @@ import (
 type OAuthError struct {
 	// Status is the HTTP status of the answer.
 	Status int
-	// Code is the error code, such as invalid_grant; Description and URI
-	// are the optional error_description and error_uri.
-	Code, Description, URI string
+	// Code is the error code, such as invalid_grant; Description is the
+	// optional error_description.
+	Code, Description string
 }
 
 func (e *OAuthError) Error() string {
@@ -134,12 +134,14 @@ func oauthErrorIn(status int, body []byte) (*OAuthError, bool) {
 	var v struct {
 		Error            string `json:"error"`
 		ErrorDescription string `json:"error_description"`
-		ErrorURI         string `json:"error_uri"`
+		// ErrorURI is not used, but decoded all the same: an error_uri
+		// that is not a string makes the answer malformed.
+		ErrorURI string `json:"error_uri"`
 	}
 	if json.Unmarshal(body, &v) != nil || !validCode(v.Error) {
 		return nil, false
 	}
-	return &OAuthError{Status: status, Code: v.Error, Description: v.ErrorDescription, URI: v.ErrorURI}, true
+	return &OAuthError{Status: status, Code: v.Error, Description: v.ErrorDescription}, true
 }
 
 // validCode checks an error code's characters (RFC 6749 §5.2:
