@@ -139,7 +139,7 @@ func TestOAuthErrorShape(t *testing.T) {
 		{`{"error":"invalid_grant","error_description":5}`, false},
 		{`{"error":5}`, false},
 	} {
-		if _, got := oauthErrorIn(400, []byte(tc.body)); got != tc.want {
+		if _, got := oauthErrorIn([]byte(tc.body)); got != tc.want {
 			t.Errorf("oauthErrorIn(%s) is well-formed: %t, want %t", tc.body, got, tc.want)
 		}
 	}

@@ -220,7 +220,7 @@ func (c *Client) Revoke(ctx context.Context, endpoint, token, hint string) (bool
 	if resp.StatusCode == http.StatusOK {
 		return true, nil
 	}
-	if oe, ok := oauthErrorIn(resp.StatusCode, body); ok {
+	if oe, ok := oauthErrorIn(body); ok {
 		return false, c.explain(oe, style)
 	}
 	return false, &httpError{Status: resp.StatusCode, Location: resp.Header.Get("Location")}
