@@ -259,7 +259,7 @@ func (c *Client) Poll(ctx context.Context, d *DeviceLogin, p Progress) (*Token, 
 		// code parameter is the same as an absent one (RFC 6749 §3.2).
 		tok, err := oc.Exchange(c.context(ctx), "", opts...)
 		if err == nil {
-			return c.token(tok, sent, d.endpoints)
+			return c.token(tok, sent, d.endpoints), nil
 		}
 		err = classify(ctx, d.endpoints.Token, err)
 		var oe *OAuthError

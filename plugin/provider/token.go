@@ -35,7 +35,7 @@ type Token struct {
 }
 
 // token converts x/oauth2's token.
-func (c *Client) token(t *oauth2.Token, sent time.Time, ep Endpoints) (*Token, error) {
+func (c *Client) token(t *oauth2.Token, sent time.Time, ep Endpoints) *Token {
 	tok := &Token{
 		AccessToken:  t.AccessToken,
 		RefreshToken: t.RefreshToken,
@@ -61,7 +61,7 @@ func (c *Client) token(t *oauth2.Token, sent time.Time, ep Endpoints) (*Token, e
 		// A form-encoded answer: x/oauth2 kept only the expiry time.
 		tok.ExpiresIn, tok.HasExpiresIn = time.Until(t.Expiry).Round(time.Second), true
 	}
-	return tok, nil
+	return tok
 }
 
 // rawSeconds reads a non-zero whole number of seconds from a raw token
@@ -102,7 +102,7 @@ func (c *Client) Refresh(ctx context.Context, ep Endpoints, refreshToken string)
 	if err != nil {
 		return nil, c.explain(classify(ctx, ep.Token, err), style)
 	}
-	return c.token(t, sent, ep)
+	return c.token(t, sent, ep), nil
 }
 
 // ClientCredentials gets a token with the client's own credentials (RFC
@@ -135,7 +135,7 @@ func (c *Client) ClientCredentials(ctx context.Context) (*Token, error) {
 	if err != nil {
 		return nil, c.explain(classify(ctx, ep.Token, err), style)
 	}
-	return c.token(t, sent, ep)
+	return c.token(t, sent, ep), nil
 }
 
 // tokenEndpoint is the token endpoint (and the revocation endpoint, when
