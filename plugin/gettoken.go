@@ -125,10 +125,7 @@ func (s *Settings) recentFailure(sessions *cache.Sessions, started time.Time, t 
 	case age >= s.RememberFailure:
 	case f.Parent == os.Getppid() || !s.humanPresent():
 		retry := "to retry now, run: " + s.loginCommand()
-		switch {
-		case s.TokenCache == cache.Nowhere:
-			retry = "to retry now, run the kubectl command again in a terminal"
-		case strings.Contains(msg, s.loginCommand()):
+		if strings.Contains(msg, s.loginCommand()) {
 			retry = "to retry now, run that command"
 		}
 		when := terminal.HumanDuration(age) + " ago"
