@@ -124,8 +124,9 @@ func (s *Settings) recentFailure(sessions *cache.Sessions, started time.Time, t 
 		return fmt.Errorf("%s (another kubectl-device-login just tried and failed)", msg)
 	case age >= s.RememberFailure:
 	case f.Parent == os.Getppid() || !s.humanPresent():
-		retry := "to retry now, run: " + s.loginCommand()
-		if strings.Contains(msg, s.loginCommand()) {
+		login := s.loginCommand()
+		retry := "to retry now, run: " + login
+		if strings.Contains(msg, login) {
 			retry = "to retry now, run that command"
 		}
 		when := terminal.HumanDuration(age) + " ago"
