@@ -62,7 +62,7 @@ func (s *Settings) slowPath(ctx context.Context, sessions *cache.Sessions, t *te
 	}
 	cred, err := s.renew(ctx, sessions, p, e, t)
 	var rem *remembered
-	if errors.As(err, &rem) && ctx.Err() == nil && s.RememberFailure > 0 && s.TokenCache != cache.Nowhere {
+	if errors.As(err, &rem) && ctx.Err() == nil && s.remembersFailures() {
 		f := cache.Failure{Time: s.Clock.Now(), Parent: os.Getppid(), Message: err.Error()}
 		if serr := sessions.RecordFailure(s.Key.ID(), f); serr != nil {
 			t.Verbosef("could not remember the failure: %v", serr)
@@ -101,12 +101,18 @@ type remembered struct{ error }
 
 func (r *remembered) Unwrap() error { return r.error }
 
+// remembersFailures tells whether failures are remembered: not when
+// --remember-failure=0 disables it, nor without a cache to keep them in.
+func (s *Settings) remembersFailures() bool {
+	return s.RememberFailure > 0 && s.TokenCache != cache.Nowhere
+}
+
 // recentFailure repeats a remembered failure to kubectl's re-runs and to
 // background callers, and forgets it when a person tries again. A note
 // counts only when it lies between now and the remembering time before
 // now; one from the future (a clock that jumped back) is removed.
 func (s *Settings) recentFailure(sessions *cache.Sessions, started time.Time, t *terminal.Terminal) error {
-	if s.RememberFailure <= 0 || s.TokenCache == cache.Nowhere {
+	if !s.remembersFailures() {
 		return nil
 	}
 	id := s.Key.ID()
