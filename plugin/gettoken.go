@@ -115,8 +115,7 @@ func (s *Settings) recentFailure(sessions *cache.Sessions, started time.Time, t 
 	if !s.remembersFailures() {
 		return nil
 	}
-	id := s.Key.ID()
-	f := sessions.LastFailure(id)
+	f := sessions.LastFailure(s.Key.ID())
 	if f == nil {
 		return nil
 	}
@@ -141,10 +140,16 @@ func (s *Settings) recentFailure(sessions *cache.Sessions, started time.Time, t 
 		}
 		return fmt.Errorf("%s (this failed %s and is not retried for %s; %s)", msg, when, terminal.HumanDuration(s.RememberFailure), retry)
 	}
-	if err := sessions.ClearFailure(id); err != nil {
+	s.clearFailure(sessions, t)
+	return nil
+}
+
+// clearFailure forgets the session's remembered failure, if any, and
+// says under -v only when that fails.
+func (s *Settings) clearFailure(sessions *cache.Sessions, t *terminal.Terminal) {
+	if err := sessions.ClearFailure(s.Key.ID()); err != nil {
 		t.Verbosef("%v", err)
 	}
-	return nil
 }
 
 // renew gets new tokens: the client's credentials for that grant, the
@@ -257,9 +262,7 @@ func (s *Settings) refresh(ctx context.Context, sessions *cache.Sessions, p *pro
 func (s *Settings) commit(sessions *cache.Sessions, pending *cache.Pending, e *cache.Entry, spent string, t *terminal.Terminal) {
 	err := pending.Commit(e)
 	if err == nil {
-		if err := sessions.ClearFailure(s.Key.ID()); err != nil {
-			t.Verbosef("%v", err)
-		}
+		s.clearFailure(sessions, t)
 		return
 	}
 	if ferr := sessions.Forget(s.Key.ID(), spent); ferr != nil {
@@ -352,9 +355,7 @@ func (s *Settings) save(sessions *cache.Sessions, e *cache.Entry, t *terminal.Te
 		t.Notef("could not save the session (%v); the token works for this command, but the next one will need a new sign-in", err)
 		return
 	}
-	if err := sessions.ClearFailure(s.Key.ID()); err != nil {
-		t.Verbosef("%v", err)
-	}
+	s.clearFailure(sessions, t)
 }
 
 // issue is the credential of a session just obtained.
