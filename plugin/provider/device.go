@@ -147,9 +147,15 @@ type basicAuth struct {
 
 func (b basicAuth) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
-	// RFC 6749 §2.3.1: both are form-urlencoded before Basic encoding.
-	r.SetBasicAuth(url.QueryEscape(b.id), url.QueryEscape(b.secret))
+	setBasicAuth(r, b.id, b.secret)
 	return b.next.RoundTrip(r)
+}
+
+// setBasicAuth authenticates r as the client with HTTP Basic
+// (client_secret_basic).
+func setBasicAuth(r *http.Request, id, secret string) {
+	// RFC 6749 §2.3.1: both are form-urlencoded before Basic encoding.
+	r.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
 }
 
 func withBasicAuth(hc *http.Client, id, secret string) *http.Client {

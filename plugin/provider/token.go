@@ -206,7 +206,7 @@ func (c *Client) Revoke(ctx context.Context, endpoint, token, hint string) (bool
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if basic {
-		req.SetBasicAuth(url.QueryEscape(c.ClientID), url.QueryEscape(c.ClientSecret))
+		setBasicAuth(req, c.ClientID, c.ClientSecret)
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
