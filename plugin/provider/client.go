@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"iter"
 	"net"
 	"net/http"
 	"net/url"
@@ -245,6 +246,19 @@ func origin(raw string) string {
 		return ""
 	}
 	return strings.ToLower(u.Scheme + "://" + u.Host)
+}
+
+// extraParams yields the name and value of each of ExtraParams
+// ("name=value"), in order.
+func (c *Client) extraParams() iter.Seq2[string, string] {
+	return func(yield func(name, value string) bool) {
+		for _, p := range c.ExtraParams {
+			name, value, _ := strings.Cut(p, "=")
+			if !yield(name, value) {
+				return
+			}
+		}
+	}
 }
 
 // oauth2Config is the x/oauth2 view of the client for these endpoints.

@@ -90,8 +90,7 @@ func (c *Client) StartDeviceLogin(ctx context.Context) (*DeviceLogin, error) {
 func (c *Client) startDeviceLogin(ctx context.Context, ep Endpoints, style oauth2.AuthStyle, pkce bool) (*DeviceLogin, error) {
 	oc := c.oauth2Config(ep, style)
 	var params []oauth2.AuthCodeOption
-	for _, p := range c.ExtraParams {
-		name, value, _ := strings.Cut(p, "=")
+	for name, value := range c.extraParams() {
 		params = append(params, oauth2.SetAuthURLParam(name, value))
 	}
 	var verifier string

@@ -125,8 +125,7 @@ func (c *Client) ClientCredentials(ctx context.Context) (*Token, error) {
 		AuthStyle:      c.authStyle(ctx),
 	}
 	style := cc.AuthStyle
-	for _, p := range c.ExtraParams {
-		name, value, _ := strings.Cut(p, "=")
+	for name, value := range c.extraParams() {
 		cc.EndpointParams.Add(name, value)
 	}
 	c.logf("requesting a token with the client's credentials at %s", ep.Token)
