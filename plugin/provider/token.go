@@ -174,6 +174,8 @@ func (c *Client) sameOriginOK(u string) bool {
 // "refresh_token" or "access_token". Without an endpoint it asks
 // discovery; it reports false when the provider has none.
 func (c *Client) Revoke(ctx context.Context, endpoint, token, hint string) (bool, error) {
+	// A discovered endpoint is checked by sameOriginOK (CheckURL included),
+	// one the caller passes by CheckURL.
 	if endpoint == "" {
 		d, err := c.discover(ctx)
 		if err != nil {
@@ -186,8 +188,7 @@ func (c *Client) Revoke(ctx context.Context, endpoint, token, hint string) (bool
 			return false, fmt.Errorf("the provider's revocation_endpoint %s is not on the issuer's origin; not sending it a token", terminal.Sanitize(d.RevocationEndpoint, 200))
 		}
 		endpoint = d.RevocationEndpoint
-	}
-	if err := CheckURL("the revocation endpoint", endpoint); err != nil {
+	} else if err := CheckURL("the revocation endpoint", endpoint); err != nil {
 		return false, err
 	}
 	form := url.Values{"token": {token}, "token_type_hint": {hint}}
