@@ -112,7 +112,7 @@ func (c *Client) ClientCredentials(ctx context.Context) (*Token, error) {
 	if c.ClientSecret == "" {
 		return nil, errors.New("the client credentials grant needs a client secret: set DEVICE_LOGIN_CLIENT_SECRET or --client-secret-file")
 	}
-	ep, err := c.tokenEndpoint(ctx)
+	ep, err := c.lookup(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -135,32 +135,6 @@ func (c *Client) ClientCredentials(ctx context.Context) (*Token, error) {
 		return nil, c.explain(classify(ctx, ep.Token, err), style)
 	}
 	return c.token(t, sent, ep), nil
-}
-
-// tokenEndpoint is the token endpoint (and the revocation endpoint, when
-// discovery names one), without asking for a device authorization
-// endpoint.
-func (c *Client) tokenEndpoint(ctx context.Context) (Endpoints, error) {
-	if c.TokenEndpoint != "" {
-		ep := Endpoints{Token: c.TokenEndpoint}
-		if d, err := c.discover(ctx); err == nil && c.sameOriginOK(d.RevocationEndpoint) {
-			ep.Revocation = d.RevocationEndpoint
-		}
-		return ep, nil
-	}
-	d, err := c.discover(ctx)
-	if err != nil {
-		return Endpoints{}, err
-	}
-	if d.TokenEndpoint == "" {
-		return Endpoints{}, fmt.Errorf("the provider %s does not advertise a token_endpoint; set --token-endpoint", c.Issuer)
-	}
-	for _, u := range []string{d.TokenEndpoint, d.RevocationEndpoint} {
-		if u != "" && !c.sameOriginOK(u) {
-			return Endpoints{}, fmt.Errorf("the provider %s names an endpoint on another origin, %s; if that is how your provider is set up, pass --allow-cross-origin-endpoints", c.Issuer, terminal.Sanitize(origin(u), 200))
-		}
-	}
-	return Endpoints{Token: d.TokenEndpoint, Revocation: d.RevocationEndpoint}, nil
 }
 
 // sameOriginOK tells whether a discovered URL may be used: it passes
