@@ -221,7 +221,7 @@ func (s *Settings) refresh(ctx context.Context, sessions *cache.Sessions, p *pro
 		ep.Token = s.TokenEndpoint
 	}
 	if ep.Token == "" {
-		if ep, err = p.Endpoints(ctx); err != nil {
+		if ep, err = p.TokenEndpoints(ctx); err != nil {
 			pending.Cancel()
 			return Credential{}, nil, &remembered{fmt.Errorf("cannot find the provider's token endpoint: %w", err)}
 		}

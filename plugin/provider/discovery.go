@@ -103,6 +103,13 @@ func (c *Client) Endpoints(ctx context.Context) (Endpoints, error) {
 	return c.lookup(ctx, true)
 }
 
+// TokenEndpoints returns the URLs a grant at the token endpoint alone
+// (refresh, client credentials) uses: no device authorization endpoint is
+// asked for (see lookup).
+func (c *Client) TokenEndpoints(ctx context.Context) (Endpoints, error) {
+	return c.lookup(ctx, false)
+}
+
 // lookup returns the token endpoint (with the device authorization
 // endpoint when device is set) from the client's fields, asking discovery
 // only for what they leave out; it adds discovery's revocation endpoint.

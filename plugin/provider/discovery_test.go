@@ -115,4 +115,4 @@ func TestEndpointLookups(t *testing.T) {
 	}
 }
 
-func tokenOnlyLookup(c *Client) (Endpoints, error) { return c.lookup(context.Background(), false) }
+func tokenOnlyLookup(c *Client) (Endpoints, error) { return c.TokenEndpoints(context.Background()) }

@@ -112,7 +112,7 @@ func (c *Client) ClientCredentials(ctx context.Context) (*Token, error) {
 	if c.ClientSecret == "" {
 		return nil, errors.New("the client credentials grant needs a client secret: set DEVICE_LOGIN_CLIENT_SECRET or --client-secret-file")
 	}
-	ep, err := c.lookup(ctx, false)
+	ep, err := c.TokenEndpoints(ctx)
 	if err != nil {
 		return nil, err
 	}
