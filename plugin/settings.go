@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -219,10 +218,11 @@ func (s *Settings) resolveIdentity(o Options) error {
 	if o.IssuerURL == "" {
 		return errors.New("--issuer-url is required: set it to your OpenID provider's issuer, e.g. --issuer-url=https://auth.example.com (or issuerURL in the cluster's client.authentication.k8s.io/exec extension)")
 	}
-	if err := provider.CheckURL("--issuer-url", o.IssuerURL); err != nil {
+	issuer, err := provider.ParseURL("--issuer-url", o.IssuerURL)
+	if err != nil {
 		return err
 	}
-	if u, _ := url.Parse(o.IssuerURL); u.RawQuery != "" {
+	if issuer.RawQuery != "" {
 		return fmt.Errorf("--issuer-url %q must not have a query", terminal.Sanitize(o.IssuerURL, 200))
 	}
 	if o.ClientID == "" {
