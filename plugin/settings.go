@@ -180,11 +180,13 @@ func ResolveCache(o Options) (*Settings, error) {
 	if s.LockTimeout <= 0 {
 		s.LockTimeout = DefaultLockTimeout
 	}
-	s.CacheDir, s.CacheDirGiven = DefaultCacheDir(), o.CacheDir != ""
+	s.CacheDirGiven = o.CacheDir != ""
 	if s.CacheDirGiven {
 		if s.CacheDir, err = expandHome("--cache-dir", o.CacheDir); err != nil {
 			return nil, err
 		}
+	} else {
+		s.CacheDir = DefaultCacheDir()
 	}
 	s.CacheDir = filepath.Clean(s.CacheDir)
 	s.TLS = provider.TLS{Insecure: o.InsecureSkipTLSVerify, ReadFile: readCAFile}
