@@ -140,25 +140,29 @@ func ResolveCache(o Options) (*Settings, error) {
 		s.Clock = provider.RealClock{}
 	}
 	for _, e := range []struct {
-		flag    string
-		in      string
-		out     *string
-		present bool
+		flag, in string
+		out      *string
 	}{
-		{"token", o.Token, &s.Key.Token, true},
-		{"device-login", o.DeviceLogin, &s.DeviceLogin, true},
-		{"output", o.Output, &s.Output, true},
-		{"grant-type", o.GrantType, &s.GrantType, true},
-		{"pkce", o.PKCE, &s.PKCE, true},
-		{"client-auth", o.ClientAuth, &s.ClientAuth, o.ClientAuth != ""},
+		{"token", o.Token, &s.Key.Token},
+		{"device-login", o.DeviceLogin, &s.DeviceLogin},
+		{"output", o.Output, &s.Output},
+		{"grant-type", o.GrantType, &s.GrantType},
+		{"pkce", o.PKCE, &s.PKCE},
 	} {
 		v, err := oneOf(e.flag, e.in)
 		if err != nil {
 			return nil, err
 		}
-		if e.present {
-			*e.out = v
+		*e.out = v
+	}
+	// --client-auth has no default: left out, it stays empty, and the
+	// provider's discovery document chooses.
+	if o.ClientAuth != "" {
+		v, err := oneOf("client-auth", o.ClientAuth)
+		if err != nil {
+			return nil, err
 		}
+		s.ClientAuth = v
 	}
 	tc, err := oneOf("token-cache", o.TokenCache)
 	if err != nil {
