@@ -62,7 +62,7 @@ func (s *Settings) slowPath(ctx context.Context, sessions *cache.Sessions, t *te
 	}
 	cred, err := s.renew(ctx, sessions, p, e, t)
 	var rem *remembered
-	if errors.As(err, &rem) && ctx.Err() == nil && s.RememberFailure > 0 && s.TokenCache != cache.Nowhere {
+	if errors.As(err, &rem) && ctx.Err() == nil && s.remembersFailures() {
 		f := cache.Failure{Time: s.Clock.Now(), Parent: os.Getppid(), Message: err.Error()}
 		if serr := sessions.RecordFailure(s.Key.ID(), f); serr != nil {
 			t.Verbosef("could not remember the failure: %v", serr)
@@ -101,16 +101,21 @@ type remembered struct{ error }
 
 func (r *remembered) Unwrap() error { return r.error }
 
+// remembersFailures tells whether failures are remembered: not when
+// --remember-failure=0 disables it, nor without a cache to keep them in.
+func (s *Settings) remembersFailures() bool {
+	return s.RememberFailure > 0 && s.TokenCache != cache.Nowhere
+}
+
 // recentFailure repeats a remembered failure to kubectl's re-runs and to
 // background callers, and forgets it when a person tries again. A note
 // counts only when it lies between now and the remembering time before
 // now; one from the future (a clock that jumped back) is removed.
 func (s *Settings) recentFailure(sessions *cache.Sessions, started time.Time, t *terminal.Terminal) error {
-	if s.RememberFailure <= 0 || s.TokenCache == cache.Nowhere {
+	if !s.remembersFailures() {
 		return nil
 	}
-	id := s.Key.ID()
-	f := sessions.LastFailure(id)
+	f := sessions.LastFailure(s.Key.ID())
 	if f == nil {
 		return nil
 	}
@@ -124,11 +129,9 @@ func (s *Settings) recentFailure(sessions *cache.Sessions, started time.Time, t 
 		return fmt.Errorf("%s (another kubectl-device-login just tried and failed)", msg)
 	case age >= s.RememberFailure:
 	case f.Parent == os.Getppid() || !s.humanPresent():
-		retry := "to retry now, run: " + s.loginCommand()
-		switch {
-		case s.TokenCache == cache.Nowhere:
-			retry = "to retry now, run the kubectl command again in a terminal"
-		case strings.Contains(msg, s.loginCommand()):
+		login := s.loginCommand()
+		retry := "to retry now, run: " + login
+		if strings.Contains(msg, login) {
 			retry = "to retry now, run that command"
 		}
 		when := terminal.HumanDuration(age) + " ago"
@@ -137,10 +140,16 @@ func (s *Settings) recentFailure(sessions *cache.Sessions, started time.Time, t 
 		}
 		return fmt.Errorf("%s (this failed %s and is not retried for %s; %s)", msg, when, terminal.HumanDuration(s.RememberFailure), retry)
 	}
-	if err := sessions.ClearFailure(id); err != nil {
+	s.clearFailure(sessions, t)
+	return nil
+}
+
+// clearFailure forgets the session's remembered failure, if any, and
+// says under -v only when that fails.
+func (s *Settings) clearFailure(sessions *cache.Sessions, t *terminal.Terminal) {
+	if err := sessions.ClearFailure(s.Key.ID()); err != nil {
 		t.Verbosef("%v", err)
 	}
-	return nil
 }
 
 // renew gets new tokens: the client's credentials for that grant, the
@@ -212,7 +221,7 @@ func (s *Settings) refresh(ctx context.Context, sessions *cache.Sessions, p *pro
 		ep.Token = s.TokenEndpoint
 	}
 	if ep.Token == "" {
-		if ep, err = p.Endpoints(ctx); err != nil {
+		if ep, err = p.TokenEndpoints(ctx); err != nil {
 			pending.Cancel()
 			return Credential{}, nil, &remembered{fmt.Errorf("cannot find the provider's token endpoint: %w", err)}
 		}
@@ -253,9 +262,7 @@ func (s *Settings) refresh(ctx context.Context, sessions *cache.Sessions, p *pro
 func (s *Settings) commit(sessions *cache.Sessions, pending *cache.Pending, e *cache.Entry, spent string, t *terminal.Terminal) {
 	err := pending.Commit(e)
 	if err == nil {
-		if err := sessions.ClearFailure(s.Key.ID()); err != nil {
-			t.Verbosef("%v", err)
-		}
+		s.clearFailure(sessions, t)
 		return
 	}
 	if ferr := sessions.Forget(s.Key.ID(), spent); ferr != nil {
@@ -348,9 +355,7 @@ func (s *Settings) save(sessions *cache.Sessions, e *cache.Entry, t *terminal.Te
 		t.Notef("could not save the session (%v); the token works for this command, but the next one will need a new sign-in", err)
 		return
 	}
-	if err := sessions.ClearFailure(s.Key.ID()); err != nil {
-		t.Verbosef("%v", err)
-	}
+	s.clearFailure(sessions, t)
 }
 
 // issue is the credential of a session just obtained.

@@ -67,9 +67,7 @@ func Login(ctx context.Context, s *Settings, t *terminal.Terminal, force bool) e
 	if err := sessions.Save(e); err != nil {
 		return fmt.Errorf("signed in, but could not save the session (%v); the previous session, if any, is kept", err)
 	}
-	if err := sessions.ClearFailure(s.Key.ID()); err != nil {
-		t.Verbosef("%v", err)
-	}
+	s.clearFailure(sessions, t)
 	if len(e.Superseded) == 0 {
 		return nil
 	}

@@ -83,9 +83,12 @@ type script struct {
 	methods []string
 	// tokenEndpoint overrides the discovery's token_endpoint.
 	tokenEndpoint string
-	forms         []url.Values
-	auths         []string // each request's HTTP Basic user:password, or ""
-	counts        map[string]int
+	// noDeviceEndpoint leaves device_authorization_endpoint out of the
+	// discovery document.
+	noDeviceEndpoint bool
+	forms            []url.Values
+	auths            []string // each request's HTTP Basic user:password, or ""
+	counts           map[string]int
 }
 
 // basic is the request's HTTP Basic credentials as "user:password".
@@ -115,6 +118,9 @@ func newScript(t *testing.T) *script {
 		}
 		if s.tokenEndpoint != "" {
 			doc["token_endpoint"] = s.tokenEndpoint
+		}
+		if s.noDeviceEndpoint {
+			delete(doc, "device_authorization_endpoint")
 		}
 		writeJSON(w, 200, doc)
 	})
@@ -668,6 +674,33 @@ func TestInvalidGrantMeansSignInAgain(t *testing.T) {
 	}
 	if s.Count("device") != 1 || !strings.Contains(r.stderr.String(), "no longer accepts the session's refresh token (the provider answered invalid_grant") {
 		t.Errorf("counts %v, stderr %s", s.counts, r.stderr.String())
+	}
+}
+
+// TestRefreshFindsTheTokenEndpointAlone: a session saved without its
+// token endpoint is refreshed at the one discovery names, and a refresh
+// does not need the device authorization endpoint, which discovery may
+// leave out (the device flow turned off at the provider, or never on for
+// the client).
+func TestRefreshFindsTheTokenEndpointAlone(t *testing.T) {
+	s := newScript(t)
+	s.noDeviceEndpoint = true
+	s.Token(success("at-new", "rt-new", 600))
+	clock := newFakeClock()
+	o := s.options(t, clock)
+	o.DeviceLogin = DeviceLoginNever
+	seed(t, o, cache.Entry{AccessToken: "at-old", RefreshToken: "rt-old",
+		IssuedAt: clock.Now().Add(-time.Hour), Expiry: clock.Now().Add(-time.Minute)})
+	r := getToken(t, o)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if tok, _ := r.credential(t); tok != "at-new" || s.Count("token:refresh_token") != 1 {
+		t.Errorf("token %q, requests %v", tok, s.counts)
+	}
+	store, key := stored(t, o)
+	if e, err := store.Load(key); err != nil || e.RefreshToken != "rt-new" || e.TokenEndpoint != s.srv.URL+"/token" {
+		t.Errorf("cache after refresh: %+v, %v", e, err)
 	}
 }
 

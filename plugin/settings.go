@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -141,25 +140,29 @@ func ResolveCache(o Options) (*Settings, error) {
 		s.Clock = provider.RealClock{}
 	}
 	for _, e := range []struct {
-		flag    string
-		in      string
-		out     *string
-		present bool
+		flag, in string
+		out      *string
 	}{
-		{"token", o.Token, &s.Key.Token, true},
-		{"device-login", o.DeviceLogin, &s.DeviceLogin, true},
-		{"output", o.Output, &s.Output, true},
-		{"grant-type", o.GrantType, &s.GrantType, true},
-		{"pkce", o.PKCE, &s.PKCE, true},
-		{"client-auth", o.ClientAuth, &s.ClientAuth, o.ClientAuth != ""},
+		{"token", o.Token, &s.Key.Token},
+		{"device-login", o.DeviceLogin, &s.DeviceLogin},
+		{"output", o.Output, &s.Output},
+		{"grant-type", o.GrantType, &s.GrantType},
+		{"pkce", o.PKCE, &s.PKCE},
 	} {
 		v, err := oneOf(e.flag, e.in)
 		if err != nil {
 			return nil, err
 		}
-		if e.present {
-			*e.out = v
+		*e.out = v
+	}
+	// --client-auth has no default: left out, it stays empty, and the
+	// provider's discovery document chooses.
+	if o.ClientAuth != "" {
+		v, err := oneOf("client-auth", o.ClientAuth)
+		if err != nil {
+			return nil, err
 		}
+		s.ClientAuth = v
 	}
 	tc, err := oneOf("token-cache", o.TokenCache)
 	if err != nil {
@@ -181,11 +184,13 @@ func ResolveCache(o Options) (*Settings, error) {
 	if s.LockTimeout <= 0 {
 		s.LockTimeout = DefaultLockTimeout
 	}
-	s.CacheDir, s.CacheDirGiven = DefaultCacheDir(), o.CacheDir != ""
+	s.CacheDirGiven = o.CacheDir != ""
 	if s.CacheDirGiven {
 		if s.CacheDir, err = expandHome("--cache-dir", o.CacheDir); err != nil {
 			return nil, err
 		}
+	} else {
+		s.CacheDir = DefaultCacheDir()
 	}
 	s.CacheDir = filepath.Clean(s.CacheDir)
 	s.TLS = provider.TLS{Insecure: o.InsecureSkipTLSVerify, ReadFile: readCAFile}
@@ -219,10 +224,11 @@ func (s *Settings) resolveIdentity(o Options) error {
 	if o.IssuerURL == "" {
 		return errors.New("--issuer-url is required: set it to your OpenID provider's issuer, e.g. --issuer-url=https://auth.example.com (or issuerURL in the cluster's client.authentication.k8s.io/exec extension)")
 	}
-	if err := provider.CheckURL("--issuer-url", o.IssuerURL); err != nil {
+	issuer, err := provider.ParseURL("--issuer-url", o.IssuerURL)
+	if err != nil {
 		return err
 	}
-	if u, _ := url.Parse(o.IssuerURL); u.RawQuery != "" {
+	if issuer.RawQuery != "" {
 		return fmt.Errorf("--issuer-url %q must not have a query", terminal.Sanitize(o.IssuerURL, 200))
 	}
 	if o.ClientID == "" {

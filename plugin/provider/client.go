@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"iter"
 	"net"
 	"net/http"
 	"net/url"
@@ -210,23 +211,30 @@ func WithoutRedirects(hc *http.Client) *http.Client {
 // without user information, and free of characters that could disguise
 // them on a terminal. what names the URL in the error.
 func CheckURL(what, raw string) error {
+	_, err := ParseURL(what, raw)
+	return err
+}
+
+// ParseURL parses raw and checks it as CheckURL does, for a caller that
+// looks further into the URL.
+func ParseURL(what, raw string) (*url.URL, error) {
 	if !terminal.Plain(raw) {
-		return fmt.Errorf("%s %q holds control or invisible characters", what, terminal.Sanitize(raw, 200))
+		return nil, fmt.Errorf("%s %q holds control or invisible characters", what, terminal.Sanitize(raw, 200))
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return fmt.Errorf("%s %q is not an http(s) URL; give the full URL, e.g. https://auth.example.com", what, terminal.Sanitize(raw, 200))
+		return nil, fmt.Errorf("%s %q is not an http(s) URL; give the full URL, e.g. https://auth.example.com", what, terminal.Sanitize(raw, 200))
 	}
 	if u.User != nil {
-		return fmt.Errorf("%s must not carry a user name or password", what)
+		return nil, fmt.Errorf("%s must not carry a user name or password", what)
 	}
 	if u.Fragment != "" {
-		return fmt.Errorf("%s %q must not have a fragment", what, terminal.Sanitize(raw, 200))
+		return nil, fmt.Errorf("%s %q must not have a fragment", what, terminal.Sanitize(raw, 200))
 	}
 	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
-		return fmt.Errorf("%s %q uses plain http; tokens may only travel over https (http is allowed on loopback addresses only)", what, terminal.Sanitize(raw, 200))
+		return nil, fmt.Errorf("%s %q uses plain http; tokens may only travel over https (http is allowed on loopback addresses only)", what, terminal.Sanitize(raw, 200))
 	}
-	return nil
+	return u, nil
 }
 
 // isLoopback tells whether host is localhost or a loopback address.
@@ -245,6 +253,19 @@ func origin(raw string) string {
 		return ""
 	}
 	return strings.ToLower(u.Scheme + "://" + u.Host)
+}
+
+// extraParams yields the name and value of each of ExtraParams
+// ("name=value"), in order.
+func (c *Client) extraParams() iter.Seq2[string, string] {
+	return func(yield func(name, value string) bool) {
+		for _, p := range c.ExtraParams {
+			name, value, _ := strings.Cut(p, "=")
+			if !yield(name, value) {
+				return
+			}
+		}
+	}
 }
 
 // oauth2Config is the x/oauth2 view of the client for these endpoints.

@@ -49,9 +49,6 @@ type DeviceLogin struct {
 	style      oauth2.AuthStyle
 }
 
-// Endpoints are the endpoints the login uses.
-func (d *DeviceLogin) Endpoints() Endpoints { return d.endpoints }
-
 // StartDeviceLogin sends the device authorization request (RFC 8628 §3.1)
 // and checks the answer. With PKCEAlways it carries an S256 code_challenge
 // (RFC 7636), whose code_verifier Poll sends. With PKCEAuto it carries
@@ -93,8 +90,7 @@ func (c *Client) StartDeviceLogin(ctx context.Context) (*DeviceLogin, error) {
 func (c *Client) startDeviceLogin(ctx context.Context, ep Endpoints, style oauth2.AuthStyle, pkce bool) (*DeviceLogin, error) {
 	oc := c.oauth2Config(ep, style)
 	var params []oauth2.AuthCodeOption
-	for _, p := range c.ExtraParams {
-		name, value, _ := strings.Cut(p, "=")
+	for name, value := range c.extraParams() {
 		params = append(params, oauth2.SetAuthURLParam(name, value))
 	}
 	var verifier string
@@ -150,9 +146,15 @@ type basicAuth struct {
 
 func (b basicAuth) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
-	// RFC 6749 §2.3.1: both are form-urlencoded before Basic encoding.
-	r.SetBasicAuth(url.QueryEscape(b.id), url.QueryEscape(b.secret))
+	setBasicAuth(r, b.id, b.secret)
 	return b.next.RoundTrip(r)
+}
+
+// setBasicAuth authenticates r as the client with HTTP Basic
+// (client_secret_basic).
+func setBasicAuth(r *http.Request, id, secret string) {
+	// RFC 6749 §2.3.1: both are form-urlencoded before Basic encoding.
+	r.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
 }
 
 func withBasicAuth(hc *http.Client, id, secret string) *http.Client {
@@ -262,7 +264,7 @@ func (c *Client) Poll(ctx context.Context, d *DeviceLogin, p Progress) (*Token, 
 		// code parameter is the same as an absent one (RFC 6749 §3.2).
 		tok, err := oc.Exchange(c.context(ctx), "", opts...)
 		if err == nil {
-			return c.token(tok, sent, d.endpoints)
+			return c.token(tok, sent, d.endpoints), nil
 		}
 		err = classify(ctx, d.endpoints.Token, err)
 		var oe *OAuthError

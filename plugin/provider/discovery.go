@@ -98,14 +98,33 @@ func parseDiscovery(body []byte, url, issuer string) (*Discovery, error) {
 	return &d, nil
 }
 
-// Endpoints returns the URLs from the client's fields, asking discovery
-// only for what they leave out. Discovered URLs must pass CheckURL and,
-// unless AllowCrossOriginEndpoints, share the issuer's origin: a
-// discovery document (or a cluster extension naming an issuer) must not
-// be able to send the device code to someone else's token endpoint.
+// Endpoints returns the URLs the device flow uses (see lookup).
 func (c *Client) Endpoints(ctx context.Context) (Endpoints, error) {
-	ep := Endpoints{DeviceAuthorization: c.DeviceAuthorizationEndpoint, Token: c.TokenEndpoint}
-	if ep.DeviceAuthorization != "" && ep.Token != "" {
+	return c.lookup(ctx, true)
+}
+
+// TokenEndpoints returns the URLs a grant at the token endpoint alone
+// (refresh, client credentials) uses: no device authorization endpoint is
+// asked for (see lookup).
+func (c *Client) TokenEndpoints(ctx context.Context) (Endpoints, error) {
+	return c.lookup(ctx, false)
+}
+
+// lookup returns the token endpoint (with the device authorization
+// endpoint when device is set) from the client's fields, asking discovery
+// only for what they leave out; it adds discovery's revocation endpoint.
+// Discovered URLs must pass CheckURL and, unless
+// AllowCrossOriginEndpoints, share the issuer's origin: a discovery
+// document (or a cluster extension naming an issuer) must not be able to
+// send the device code, a refresh token or the client's secret to
+// someone else. When the fields name every endpoint needed, a revocation
+// endpoint that fails those checks is left out rather than refused.
+func (c *Client) lookup(ctx context.Context, device bool) (Endpoints, error) {
+	ep := Endpoints{Token: c.TokenEndpoint}
+	if device {
+		ep.DeviceAuthorization = c.DeviceAuthorizationEndpoint
+	}
+	if ep.Token != "" && (!device || ep.DeviceAuthorization != "") {
 		if d, err := c.discover(ctx); err == nil && c.sameOriginOK(d.RevocationEndpoint) {
 			ep.Revocation = d.RevocationEndpoint
 		}
@@ -115,7 +134,7 @@ func (c *Client) Endpoints(ctx context.Context) (Endpoints, error) {
 	if err != nil {
 		return ep, err
 	}
-	if ep.DeviceAuthorization == "" {
+	if device && ep.DeviceAuthorization == "" {
 		if d.DeviceAuthorizationEndpoint == "" {
 			return ep, fmt.Errorf("the provider %s does not advertise a device_authorization_endpoint, so it may not support the device flow; enable it there, or set --device-authorization-endpoint", c.Issuer)
 		}
@@ -143,7 +162,7 @@ func (c *Client) Endpoints(ctx context.Context) (Endpoints, error) {
 			return ep, fmt.Errorf("the provider's discovery document is unusable: %v", err)
 		}
 		if o := origin(e.v); o != origin(c.Issuer) && !c.AllowCrossOriginEndpoints {
-			return ep, fmt.Errorf("the provider %s names a %s on another origin, %s; a device login there would hand the sign-in to someone other than the issuer. If that is how your provider is set up, pass --allow-cross-origin-endpoints", c.Issuer, e.name, terminal.Sanitize(o, 200))
+			return ep, fmt.Errorf("the provider %s names a %s on another origin, %s; what is sent there (a device code, a refresh token, the client secret) would go to someone other than the issuer. If that is how your provider is set up, pass --allow-cross-origin-endpoints", c.Issuer, e.name, terminal.Sanitize(o, 200))
 		}
 	}
 	return ep, nil

@@ -26,11 +26,9 @@ import (
 // about the grant; anything else is an *httpError, a *netError or a
 // *badAnswerError.
 type OAuthError struct {
-	// Status is the HTTP status of the answer.
-	Status int
-	// Code is the error code, such as invalid_grant; Description and URI
-	// are the optional error_description and error_uri.
-	Code, Description, URI string
+	// Code is the error code, such as invalid_grant; Description is the
+	// optional error_description.
+	Code, Description string
 }
 
 func (e *OAuthError) Error() string {
@@ -130,16 +128,18 @@ func GrantRejected(err error) bool {
 }
 
 // oauthErrorIn reads a well-formed OAuth error answer from a body.
-func oauthErrorIn(status int, body []byte) (*OAuthError, bool) {
+func oauthErrorIn(body []byte) (*OAuthError, bool) {
 	var v struct {
 		Error            string `json:"error"`
 		ErrorDescription string `json:"error_description"`
-		ErrorURI         string `json:"error_uri"`
+		// ErrorURI is not used, but decoded all the same: an error_uri
+		// that is not a string makes the answer malformed.
+		ErrorURI string `json:"error_uri"`
 	}
 	if json.Unmarshal(body, &v) != nil || !validCode(v.Error) {
 		return nil, false
 	}
-	return &OAuthError{Status: status, Code: v.Error, Description: v.ErrorDescription, URI: v.ErrorURI}, true
+	return &OAuthError{Code: v.Error, Description: v.ErrorDescription}, true
 }
 
 // validCode checks an error code's characters (RFC 6749 §5.2:
@@ -183,7 +183,7 @@ func classify(ctx context.Context, u string, err error) error {
 		if re.Response != nil {
 			status = re.Response.StatusCode
 		}
-		if oe, ok := oauthErrorIn(status, re.Body); ok {
+		if oe, ok := oauthErrorIn(re.Body); ok {
 			return oe
 		}
 		if status >= 200 && status < 300 {

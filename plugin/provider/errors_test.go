@@ -123,3 +123,24 @@ func TestRetryable(t *testing.T) {
 		}
 	}
 }
+
+// TestOAuthErrorShape: only an answer whose error fields are all strings
+// (or null) is a well-formed error, error_uri included, though it is not
+// used.
+func TestOAuthErrorShape(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		want bool
+	}{
+		{`{"error":"invalid_grant"}`, true},
+		{`{"error":"invalid_grant","error_description":"gone","error_uri":"https://issuer.example/errors"}`, true},
+		{`{"error":"invalid_grant","error_uri":null}`, true},
+		{`{"error":"invalid_grant","error_uri":5}`, false},
+		{`{"error":"invalid_grant","error_description":5}`, false},
+		{`{"error":5}`, false},
+	} {
+		if _, got := oauthErrorIn([]byte(tc.body)); got != tc.want {
+			t.Errorf("oauthErrorIn(%s) is well-formed: %t, want %t", tc.body, got, tc.want)
+		}
+	}
+}

@@ -132,7 +132,7 @@ func TestRequiresPKCE(t *testing.T) {
 		{"invalid_client", "PKCE is required", false},
 		{"invalid_scope", "code_challenge", false},
 	} {
-		err := fmt.Errorf("wrapped: %w", &OAuthError{Status: 400, Code: c.code, Description: c.description})
+		err := fmt.Errorf("wrapped: %w", &OAuthError{Code: c.code, Description: c.description})
 		if got := requiresPKCE(err); got != c.want {
 			t.Errorf("requiresPKCE(%s %q) = %t, want %t", c.code, c.description, got, c.want)
 		}

@@ -35,7 +35,7 @@ type Token struct {
 }
 
 // token converts x/oauth2's token.
-func (c *Client) token(t *oauth2.Token, sent time.Time, ep Endpoints) (*Token, error) {
+func (c *Client) token(t *oauth2.Token, sent time.Time, ep Endpoints) *Token {
 	tok := &Token{
 		AccessToken:  t.AccessToken,
 		RefreshToken: t.RefreshToken,
@@ -61,7 +61,7 @@ func (c *Client) token(t *oauth2.Token, sent time.Time, ep Endpoints) (*Token, e
 		// A form-encoded answer: x/oauth2 kept only the expiry time.
 		tok.ExpiresIn, tok.HasExpiresIn = time.Until(t.Expiry).Round(time.Second), true
 	}
-	return tok, nil
+	return tok
 }
 
 // rawSeconds reads a non-zero whole number of seconds from a raw token
@@ -102,7 +102,7 @@ func (c *Client) Refresh(ctx context.Context, ep Endpoints, refreshToken string)
 	if err != nil {
 		return nil, c.explain(classify(ctx, ep.Token, err), style)
 	}
-	return c.token(t, sent, ep)
+	return c.token(t, sent, ep), nil
 }
 
 // ClientCredentials gets a token with the client's own credentials (RFC
@@ -112,7 +112,7 @@ func (c *Client) ClientCredentials(ctx context.Context) (*Token, error) {
 	if c.ClientSecret == "" {
 		return nil, errors.New("the client credentials grant needs a client secret: set DEVICE_LOGIN_CLIENT_SECRET or --client-secret-file")
 	}
-	ep, err := c.tokenEndpoint(ctx)
+	ep, err := c.TokenEndpoints(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -125,8 +125,7 @@ func (c *Client) ClientCredentials(ctx context.Context) (*Token, error) {
 		AuthStyle:      c.authStyle(ctx),
 	}
 	style := cc.AuthStyle
-	for _, p := range c.ExtraParams {
-		name, value, _ := strings.Cut(p, "=")
+	for name, value := range c.extraParams() {
 		cc.EndpointParams.Add(name, value)
 	}
 	c.logf("requesting a token with the client's credentials at %s", ep.Token)
@@ -135,33 +134,7 @@ func (c *Client) ClientCredentials(ctx context.Context) (*Token, error) {
 	if err != nil {
 		return nil, c.explain(classify(ctx, ep.Token, err), style)
 	}
-	return c.token(t, sent, ep)
-}
-
-// tokenEndpoint is the token endpoint (and the revocation endpoint, when
-// discovery names one), without asking for a device authorization
-// endpoint.
-func (c *Client) tokenEndpoint(ctx context.Context) (Endpoints, error) {
-	if c.TokenEndpoint != "" {
-		ep := Endpoints{Token: c.TokenEndpoint}
-		if d, err := c.discover(ctx); err == nil && c.sameOriginOK(d.RevocationEndpoint) {
-			ep.Revocation = d.RevocationEndpoint
-		}
-		return ep, nil
-	}
-	d, err := c.discover(ctx)
-	if err != nil {
-		return Endpoints{}, err
-	}
-	if d.TokenEndpoint == "" {
-		return Endpoints{}, fmt.Errorf("the provider %s does not advertise a token_endpoint; set --token-endpoint", c.Issuer)
-	}
-	for _, u := range []string{d.TokenEndpoint, d.RevocationEndpoint} {
-		if u != "" && !c.sameOriginOK(u) {
-			return Endpoints{}, fmt.Errorf("the provider %s names an endpoint on another origin, %s; if that is how your provider is set up, pass --allow-cross-origin-endpoints", c.Issuer, terminal.Sanitize(origin(u), 200))
-		}
-	}
-	return Endpoints{Token: d.TokenEndpoint, Revocation: d.RevocationEndpoint}, nil
+	return c.token(t, sent, ep), nil
 }
 
 // sameOriginOK tells whether a discovered URL may be used: it passes
@@ -175,6 +148,8 @@ func (c *Client) sameOriginOK(u string) bool {
 // "refresh_token" or "access_token". Without an endpoint it asks
 // discovery; it reports false when the provider has none.
 func (c *Client) Revoke(ctx context.Context, endpoint, token, hint string) (bool, error) {
+	// A discovered endpoint is checked by sameOriginOK (CheckURL included),
+	// one the caller passes by CheckURL.
 	if endpoint == "" {
 		d, err := c.discover(ctx)
 		if err != nil {
@@ -187,8 +162,7 @@ func (c *Client) Revoke(ctx context.Context, endpoint, token, hint string) (bool
 			return false, fmt.Errorf("the provider's revocation_endpoint %s is not on the issuer's origin; not sending it a token", terminal.Sanitize(d.RevocationEndpoint, 200))
 		}
 		endpoint = d.RevocationEndpoint
-	}
-	if err := CheckURL("the revocation endpoint", endpoint); err != nil {
+	} else if err := CheckURL("the revocation endpoint", endpoint); err != nil {
 		return false, err
 	}
 	form := url.Values{"token": {token}, "token_type_hint": {hint}}
@@ -206,7 +180,7 @@ func (c *Client) Revoke(ctx context.Context, endpoint, token, hint string) (bool
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if basic {
-		req.SetBasicAuth(url.QueryEscape(c.ClientID), url.QueryEscape(c.ClientSecret))
+		setBasicAuth(req, c.ClientID, c.ClientSecret)
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
@@ -220,7 +194,7 @@ func (c *Client) Revoke(ctx context.Context, endpoint, token, hint string) (bool
 	if resp.StatusCode == http.StatusOK {
 		return true, nil
 	}
-	if oe, ok := oauthErrorIn(resp.StatusCode, body); ok {
+	if oe, ok := oauthErrorIn(body); ok {
 		return false, c.explain(oe, style)
 	}
 	return false, &httpError{Status: resp.StatusCode, Location: resp.Header.Get("Location")}
