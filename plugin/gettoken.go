@@ -298,11 +298,18 @@ func (s *Settings) clientCredentials(ctx context.Context, sessions *cache.Sessio
 	return Credential{}, &remembered{fmt.Errorf("could not get a token with the client's credentials: %w; check --client-id, --scope and --extra-param, and that the client may use the client_credentials grant", err)}
 }
 
-// lock takes the session's lock, telling the person when it has to wait.
+// lock takes the session's lock (see LockSession).
 func (s *Settings) lock(ctx context.Context, sessions *cache.Sessions, t *terminal.Terminal) (*cache.Lock, error) {
+	return s.LockSession(ctx, sessions, s.Key.ID(), t)
+}
+
+// LockSession takes the lock of the session with this ID, waiting at most
+// LockTimeout and telling the person on t when it has to wait; on a
+// timeout it says what to do.
+func (s *Settings) LockSession(ctx context.Context, sessions *cache.Sessions, id string, t *terminal.Terminal) (*cache.Lock, error) {
 	lctx, cancel := context.WithTimeout(ctx, s.LockTimeout)
 	defer cancel()
-	l, err := sessions.Lock(lctx, s.Key.ID(), func() {
+	l, err := sessions.Lock(lctx, id, func() {
 		t.Notef("another kubectl-device-login is signing in or refreshing this session; waiting for it to finish")
 	})
 	switch {

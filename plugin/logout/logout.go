@@ -82,11 +82,7 @@ func All(ctx context.Context, s *plugin.Settings, t *terminal.Terminal) error {
 // the session had no copy (only a lock or a failure note, which are
 // deleted too).
 func end(ctx context.Context, s *plugin.Settings, sessions *cache.Sessions, id string, t *terminal.Terminal) (ended bool, err error) {
-	lctx, cancel := context.WithTimeout(ctx, s.LockTimeout)
-	defer cancel()
-	lock, err := sessions.Lock(lctx, id, func() {
-		t.Notef("waiting for another kubectl-device-login to finish with this session")
-	})
+	lock, err := s.LockSession(ctx, sessions, id, t)
 	if err != nil {
 		return false, err
 	}

@@ -69,3 +69,41 @@ func TestAllNeverSendsASecret(t *testing.T) {
 		t.Errorf("revocations: %q\n%s", revocations, stderr.String())
 	}
 }
+
+// TestLogoutThatCannotWaitSaysWhatToDo: logout takes a session's lock as
+// get-token does: it says it is waiting, and when the lock stays held past
+// --lock-timeout it gives up with what to do, not a bare deadline error.
+func TestLogoutThatCannotWaitSaysWhatToDo(t *testing.T) {
+	s, err := plugin.Resolve(plugin.Options{
+		IssuerURL: "http://127.0.0.1:9", ClientID: "kubectl", LockTimeout: 300 * time.Millisecond,
+		CacheDir: filepath.Join(t.TempDir(), "cache"), TokenCache: plugin.TokenCacheDisk,
+		Token: plugin.TokenAccess, DeviceLogin: plugin.DeviceLoginAuto, Output: plugin.OutputJSON,
+		GrantType: plugin.GrantDeviceCode, PKCE: "auto",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var stderr bytes.Buffer
+	tm := terminal.New(&stderr, terminal.Options{})
+	sessions := s.Sessions(ctx, tm)
+	e := &cache.Entry{Key: s.Key, AccessToken: "at", Expiry: time.Now().Add(time.Hour), RefreshToken: "rt", IssuedAt: time.Now()}
+	if err := sessions.Save(e); err != nil {
+		t.Fatal(err)
+	}
+	held, err := sessions.Lock(ctx, s.Key.ID(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release()
+	err = logout.All(ctx, s, tm)
+	if err == nil || !strings.Contains(err.Error(), "gave up after waiting") {
+		t.Errorf("logout with the session locked: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "waiting for it to finish") {
+		t.Errorf("logout did not say it was waiting:\n%s", stderr.String())
+	}
+	if _, err := sessions.Load(s.Key); err != nil {
+		t.Errorf("the session is gone after a logout that gave up: %v", err)
+	}
+}
