@@ -416,8 +416,12 @@ func (l Listed) Newest() *Entry {
 
 // IDs lists the IDs of every session with any file in the cache
 // directory: a session file, a temporary file, an index record, a lock
-// or a failure note.
+// or a failure note. It first checks that the directory is safe to read
+// sessions from (a missing one holds none).
 func (s *Sessions) IDs() ([]string, error) {
+	if err := s.disk().checkExisting(); err != nil {
+		return nil, err
+	}
 	files, err := s.disk().files()
 	if err != nil {
 		return nil, err
@@ -434,9 +438,6 @@ func (s *Sessions) IDs() ([]string, error) {
 // the keyring (through its index record), with what logout would end. It
 // reads the keyring only for sessions that have an index record.
 func (s *Sessions) List() ([]Listed, error) {
-	if err := s.disk().checkExisting(); err != nil {
-		return nil, err
-	}
 	ids, err := s.IDs()
 	if err != nil {
 		return nil, err

@@ -300,18 +300,16 @@ func (s *Settings) clientCredentials(ctx context.Context, sessions *cache.Sessio
 
 // lock takes the session's lock (see LockSession).
 func (s *Settings) lock(ctx context.Context, sessions *cache.Sessions, t *terminal.Terminal) (*cache.Lock, error) {
-	return s.LockSession(ctx, sessions, s.Key.ID(), t)
+	return s.LockSession(ctx, sessions, s.Key.ID(), "another kubectl-device-login is signing in or refreshing this session; waiting for it to finish", t)
 }
 
 // LockSession takes the lock of the session with this ID, waiting at most
-// LockTimeout and telling the person on t when it has to wait; on a
-// timeout it says what to do.
-func (s *Settings) LockSession(ctx context.Context, sessions *cache.Sessions, id string, t *terminal.Terminal) (*cache.Lock, error) {
+// LockTimeout and noting waiting on t when it has to wait; on a timeout
+// it says what to do.
+func (s *Settings) LockSession(ctx context.Context, sessions *cache.Sessions, id, waiting string, t *terminal.Terminal) (*cache.Lock, error) {
 	lctx, cancel := context.WithTimeout(ctx, s.LockTimeout)
 	defer cancel()
-	l, err := sessions.Lock(lctx, id, func() {
-		t.Notef("another kubectl-device-login is signing in or refreshing this session; waiting for it to finish")
-	})
+	l, err := sessions.Lock(lctx, id, func() { t.Notef("%s", waiting) })
 	switch {
 	case err == nil:
 		return l, nil

@@ -20,7 +20,7 @@ import (
 // is told that the provider may keep it until it expires.
 func Logout(ctx context.Context, s *plugin.Settings, t *terminal.Terminal) error {
 	sessions := s.Sessions(ctx, t)
-	ended, err := end(ctx, s, sessions, s.Key.ID(), t)
+	ended, _, err := end(ctx, s, sessions, s.Key.ID(), t)
 	if err != nil {
 		return err
 	}
@@ -41,24 +41,16 @@ func All(ctx context.Context, s *plugin.Settings, t *terminal.Terminal) error {
 	// every provider in the cache, whatever s holds.
 	s = s.ForSession(s.Key)
 	sessions := s.Sessions(ctx, t)
-	list, err := sessions.List()
-	if err != nil {
-		return err
-	}
 	ids, err := sessions.IDs()
 	if err != nil {
 		return err
 	}
 	keyringToo := s.TokenCache == cache.Keyring
-	for _, l := range list {
-		for _, c := range l.Copies {
-			keyringToo = keyringToo || c.Place == cache.InKeyring
-		}
-	}
 	var errs []error
 	ended := 0
 	for _, id := range ids {
-		ok, err := end(ctx, s, sessions, id, t)
+		ok, inKeyring, err := end(ctx, s, sessions, id, t)
+		keyringToo = keyringToo || inKeyring
 		if err != nil {
 			errs = append(errs, err)
 		} else if ok {
@@ -80,16 +72,16 @@ func All(ctx context.Context, s *plugin.Settings, t *terminal.Terminal) error {
 // end ends one session under its lock: it reads every copy, revokes the
 // distinct refresh tokens, and deletes everything. ended is false when
 // the session had no copy (only a lock or a failure note, which are
-// deleted too).
-func end(ctx context.Context, s *plugin.Settings, sessions *cache.Sessions, id string, t *terminal.Terminal) (ended bool, err error) {
-	lock, err := s.LockSession(ctx, sessions, id, t)
+// deleted too); inKeyring says whether a copy was in the keyring.
+func end(ctx context.Context, s *plugin.Settings, sessions *cache.Sessions, id string, t *terminal.Terminal) (ended, inKeyring bool, err error) {
+	lock, err := s.LockSession(ctx, sessions, id, "waiting for another kubectl-device-login to finish with this session", t)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	copies, err := sessions.Copies(id)
 	if err != nil {
 		lock.Release()
-		return false, err
+		return false, false, err
 	}
 	l := cache.Listed{ID: id, Copies: copies}
 	key, known := l.Key()
@@ -98,6 +90,7 @@ func end(ctx context.Context, s *plugin.Settings, sessions *cache.Sessions, id s
 		if c.Entry != nil {
 			entries = append(entries, c.Entry)
 		}
+		inKeyring = inKeyring || c.Place == cache.InKeyring
 	}
 	if known && len(entries) > 0 {
 		es := s
@@ -118,13 +111,13 @@ func end(ctx context.Context, s *plugin.Settings, sessions *cache.Sessions, id s
 		if errors.As(err, new(*cache.KeyringError)) {
 			next = "the keyring can be used"
 		}
-		return false, fmt.Errorf("could not sign out of %s: %w; run logout again once %s", what, err, next)
+		return false, inKeyring, fmt.Errorf("could not sign out of %s: %w; run logout again once %s", what, err, next)
 	}
 	lock.ReleaseAndRemove()
 	newest := l.Newest()
 	switch {
 	case len(copies) == 0:
-		return false, nil
+		return false, false, nil
 	case newest != nil:
 		t.Printf("Signed out %s from %s (client %s).\n", plugin.Who(newest.IDToken), newest.Key.Issuer, newest.Key.ClientID)
 	case known:
@@ -134,7 +127,7 @@ func end(ctx context.Context, s *plugin.Settings, sessions *cache.Sessions, id s
 	default:
 		t.Printf("Deleted the unusable session file %s.\n", copies[0].Path)
 	}
-	return true, nil
+	return true, inKeyring, nil
 }
 
 func revoke(ctx context.Context, s *plugin.Settings, entries []*cache.Entry, t *terminal.Terminal) error {

@@ -100,7 +100,7 @@ func TestLogoutThatCannotWaitSaysWhatToDo(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "gave up after waiting") {
 		t.Errorf("logout with the session locked: %v", err)
 	}
-	if !strings.Contains(stderr.String(), "waiting for it to finish") {
+	if !strings.Contains(stderr.String(), "waiting for another kubectl-device-login to finish with this session") {
 		t.Errorf("logout did not say it was waiting:\n%s", stderr.String())
 	}
 	if _, err := sessions.Load(s.Key); err != nil {
