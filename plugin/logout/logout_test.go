@@ -18,6 +18,21 @@ import (
 	"github.com/devicelogin/kubectl-device-login/plugin/terminal"
 )
 
+// settings resolves o as the command line's defaults would, with a fresh
+// cache directory, and gives a terminal that writes to the buffer.
+func settings(t *testing.T, o plugin.Options) (*plugin.Settings, *terminal.Terminal, *bytes.Buffer) {
+	t.Helper()
+	o.CacheDir, o.TokenCache = filepath.Join(t.TempDir(), "cache"), plugin.TokenCacheDisk
+	o.Token, o.DeviceLogin, o.Output = plugin.TokenAccess, plugin.DeviceLoginAuto, plugin.OutputJSON
+	o.GrantType, o.PKCE = plugin.GrantDeviceCode, "auto"
+	s, err := plugin.Resolve(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	return s, terminal.New(&stderr, terminal.Options{}), &stderr
+}
+
 // TestAllNeverSendsASecret: All keeps its promise by itself, whatever
 // settings it is given: even settings that hold a client secret and are
 // those of a cached session revoke that session as a public client.
@@ -43,18 +58,8 @@ func TestAllNeverSendsASecret(t *testing.T) {
 		revocations = append(revocations, "basic="+basic+" form="+r.PostForm.Get("client_secret")+" token="+r.PostForm.Get("token"))
 		mu.Unlock()
 	})
-	s, err := plugin.Resolve(plugin.Options{
-		IssuerURL: srv.URL, ClientID: "confidential", ClientSecret: secret,
-		CacheDir: filepath.Join(t.TempDir(), "cache"), TokenCache: plugin.TokenCacheDisk,
-		Token: plugin.TokenAccess, DeviceLogin: plugin.DeviceLoginAuto, Output: plugin.OutputJSON,
-		GrantType: plugin.GrantDeviceCode, PKCE: "auto",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, tm, stderr := settings(t, plugin.Options{IssuerURL: srv.URL, ClientID: "confidential", ClientSecret: secret})
 	ctx := context.Background()
-	var stderr bytes.Buffer
-	tm := terminal.New(&stderr, terminal.Options{})
 	e := &cache.Entry{Key: s.Key, TokenEndpoint: srv.URL + "/token", RevocationEndpoint: srv.URL + "/revoke",
 		AccessToken: "at", Expiry: time.Now().Add(time.Hour), RefreshToken: "rt", IssuedAt: time.Now()}
 	if err := s.Sessions(ctx, tm).Save(e); err != nil {
@@ -74,18 +79,8 @@ func TestAllNeverSendsASecret(t *testing.T) {
 // get-token does: it says it is waiting, and when the lock stays held past
 // --lock-timeout it gives up with what to do, not a bare deadline error.
 func TestLogoutThatCannotWaitSaysWhatToDo(t *testing.T) {
-	s, err := plugin.Resolve(plugin.Options{
-		IssuerURL: "http://127.0.0.1:9", ClientID: "kubectl", LockTimeout: 300 * time.Millisecond,
-		CacheDir: filepath.Join(t.TempDir(), "cache"), TokenCache: plugin.TokenCacheDisk,
-		Token: plugin.TokenAccess, DeviceLogin: plugin.DeviceLoginAuto, Output: plugin.OutputJSON,
-		GrantType: plugin.GrantDeviceCode, PKCE: "auto",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, tm, stderr := settings(t, plugin.Options{IssuerURL: "http://127.0.0.1:9", ClientID: "kubectl", LockTimeout: 300 * time.Millisecond})
 	ctx := context.Background()
-	var stderr bytes.Buffer
-	tm := terminal.New(&stderr, terminal.Options{})
 	sessions := s.Sessions(ctx, tm)
 	e := &cache.Entry{Key: s.Key, AccessToken: "at", Expiry: time.Now().Add(time.Hour), RefreshToken: "rt", IssuedAt: time.Now()}
 	if err := sessions.Save(e); err != nil {
