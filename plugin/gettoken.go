@@ -58,6 +58,12 @@ func (s *Settings) slowPath(ctx context.Context, sessions *cache.Sessions, t *te
 		return cred, nil
 	}
 	if err := s.recentFailure(sessions, started, t); err != nil {
+		// Not retrying never means withholding a token that is still
+		// valid (one that looks issued in the future, after the clock
+		// went back, is not fresh but may be).
+		if cred, _, ok := s.valid(e, s.Clock.Now()); ok {
+			return cred, nil
+		}
 		return Credential{}, err
 	}
 	cred, err := s.renew(ctx, sessions, p, e, t)

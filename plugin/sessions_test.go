@@ -665,6 +665,40 @@ func TestFailureNoteFromTheFutureIsIgnored(t *testing.T) {
 	}
 }
 
+// TestRememberedFailureNeverWithholdsAValidToken: a remembered failure is
+// repeated instead of retrying, but never over a token that is still
+// valid. Here the clock went back after the failure (found by the session
+// model, seed 892940463): the session now looks issued in the future, so
+// it is due for renewal, but its token is valid for two hours and is
+// served rather than the old failure.
+func TestRememberedFailureNeverWithholdsAValidToken(t *testing.T) {
+	t.Parallel()
+	p := providertest.StartZitadel(t, providertest.Options{AutoApprove: true})
+	s := newSession(t, p)
+	g := newLeakGuard(t)
+	ctx := testContext(t, time.Minute)
+	login(t, ctx, s, g, nil)
+	e := rewrite(t, s, func(e *cache.Entry) {
+		e.RefreshToken = ""
+		e.IssuedAt = time.Now().Add(time.Hour)
+		e.Expiry = time.Now().Add(2 * time.Hour)
+	})
+	id := keyID(p.Issuer(), p.ClientID())
+	note := fmt.Sprintf(`{"time":%q,"parent":%d,"message":"no valid session and --device-login=never"}`, time.Now().Add(-5*time.Second).Format(time.RFC3339Nano), os.Getpid())
+	if err := os.WriteFile(filepath.Join(s.cacheDir, id+".failed"), []byte(note), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := s.counts(t)
+	r := runPlugin(t, ctx, invocation{args: s.args("get-token", "--device-login=always")})
+	g.result("get-token", r)
+	if c := r.credential(t); c.Status.Token != e.AccessToken {
+		t.Errorf("the credential does not carry the stored, still valid token")
+	}
+	if after := s.counts(t); after != before {
+		t.Errorf("the provider was asked (%+v, then %+v): the remembered failure says not to retry yet", before, after)
+	}
+}
+
 // TestLoginForceKeepsTheOldSessionUntilTheNewOneExists (issue 14, defect
 // 3): an interrupted login --force leaves the session as it was; a
 // successful one replaces it and then revokes the old refresh token.
